@@ -1,0 +1,1 @@
+"""Accounts: users with email login, roles, API keys and the audit trail."""

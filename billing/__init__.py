@@ -1,0 +1,1 @@
+"""Billing: the usage ledger, prices, quotas and rate limits, and usage statistics."""

@@ -1,0 +1,3 @@
+"""Data of the billing app."""
+
+from django.db import models  # noqa: F401

@@ -1,0 +1,1 @@
+"""Chats: conversations, messages, templates and sharing; the AI turn and its surfaces."""

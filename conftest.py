@@ -1,0 +1,142 @@
+"""Test fixtures shared by every app: real PostgreSQL and Redis, API clients, live servers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from pathlib import Path
+
+import httpx
+import pytest
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Stop at once, with a sentence, when the real services are not there."""
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.postgresql" or not settings.REDIS_URL:
+        pytest.exit(
+            "The tests run on PostgreSQL and Redis: set DATABASE_URL and REDIS_URL, "
+            "or run them with scripts/test, which does.",
+            returncode=2,
+        )
+    import psycopg
+    import redis
+
+    try:
+        psycopg.connect(
+            host=database["HOST"] or "127.0.0.1",
+            port=int(database["PORT"] or 5432),
+            user=database["USER"],
+            password=database["PASSWORD"] or None,
+            dbname="postgres",
+            connect_timeout=3,
+        ).close()
+    except psycopg.Error as exc:
+        pytest.exit(
+            f"PostgreSQL is not reachable at {database['HOST']}:{database['PORT']} ({exc}). "
+            "Start it (pg_ctlcluster 15 main start) or point TEST_DATABASE_URL at one.",
+            returncode=2,
+        )
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        pytest.exit(
+            f"Redis is not reachable at {settings.REDIS_URL} ({exc}). Start it "
+            "(redis-server --daemonize yes) or point TEST_REDIS_URL at one.",
+            returncode=2,
+        )
+
+
+@pytest.fixture(autouse=True)
+def _empty_redis() -> Iterator[None]:
+    """Each test starts with an empty Redis database: counters, caches and buffers."""
+    from django_redis import get_redis_connection
+
+    get_redis_connection("default").flushdb()
+    yield
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+def free_port() -> int:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read().decode() if process.stdout else ""
+            raise RuntimeError(f"the server exited early:\n{output}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"the server did not listen on port {port} within {timeout}s")
+
+
+class LiveServer:
+    def __init__(self, port: int, process: subprocess.Popen[bytes]) -> None:
+        self.port = port
+        self.process = process
+        self.url = f"http://127.0.0.1:{port}"
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10, **kwargs)
+
+
+@pytest.fixture
+def start_server() -> Iterator[Callable[..., LiveServer]]:
+    """Starts daphne processes serving Nexus; environment overrides as keyword arguments.
+
+    The servers use the test database; tests that need them to see data use
+    `transactional_db` so that what they write is committed.
+    """
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(**env_overrides: str) -> LiveServer:
+        from django.db import connection
+
+        database = connection.settings_dict
+        env = dict(os.environ)
+        env["DATABASE_URL"] = (
+            f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:"
+            f"{database['PORT'] or 5432}/{database['NAME']}"
+        )
+        env.update(env_overrides)
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "nexus.asgi:application"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        processes.append(process)
+        wait_for_port(port, process)
+        return LiveServer(port, process)
+
+    yield start
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()

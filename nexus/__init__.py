@@ -1,0 +1,1 @@
+"""Nexus: a self-hostable backend for AI chat products."""

@@ -1,0 +1,8 @@
+"""The project package as an app, for its management commands and templates."""
+
+from django.apps import AppConfig
+
+
+class NexusConfig(AppConfig):
+    name = "nexus"
+    verbose_name = "Nexus"

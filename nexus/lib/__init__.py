@@ -1,0 +1,1 @@
+"""Small, app-independent building blocks shared by every Nexus app."""

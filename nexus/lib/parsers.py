@@ -1,0 +1,47 @@
+"""The one request parser: JSON, bounded in size and depth, strict about encoding.
+
+DRF's own parser reads the request stream without Django's upload limit, so a client
+could send any amount; this one reads at most MAX_REQUEST_BYTES and answers 413 past it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import IO, Any
+
+from django.conf import settings
+from rest_framework import parsers
+from rest_framework.exceptions import APIException, ParseError
+
+
+class RequestTooLarge(APIException):
+    status_code = 413
+    default_code = "request_too_large"
+    default_detail = "The request body is too large."
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class JSONParser(parsers.JSONParser):
+    def parse(
+        self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> Any:
+        if stream is None:
+            return {}
+        limit = settings.MAX_REQUEST_BYTES
+        body = stream.read(limit + 1)
+        if len(body) > limit:
+            raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ParseError("The request body is not valid UTF-8.") from None
+        try:
+            return json.loads(text, parse_constant=_reject_constant)
+        except RecursionError:
+            raise ParseError("The JSON in the request body is nested too deeply.") from None
+        except ValueError as exc:
+            raise ParseError(f"The request body is not valid JSON: {exc}") from None

@@ -1,0 +1,111 @@
+"""Project-wide middleware: request ids, and the error shape for everything DRF does not own.
+
+Both work sync and async, so an ASGI request never pays for a thread hop here, and
+neither reads a streaming response.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.core.exceptions import BadRequest, PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.http import Http404, HttpRequest, HttpResponseBase, JsonResponse
+
+from nexus.lib.errors import error_body, error_response
+from nexus.lib.logging import request_id_var
+
+logger = logging.getLogger("nexus.errors")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Paths that serve HTML to people, where Django's own error pages are the right answer.
+_HTML_PATHS = ("/admin/", "/admin", "/api/docs", "/static/")
+
+Handler = Callable[[HttpRequest], Any]
+
+
+class HybridMiddleware:
+    """Calls `before` and `after` around the next handler, in whichever mode it runs."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
+        if self.is_async:
+            return self._acall(request)
+        self.before(request)
+        return self.after(request, self.get_response(request))
+
+    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
+        self.before(request)
+        return self.after(request, await self.get_response(request))
+
+    def before(self, request: HttpRequest) -> None:
+        pass
+
+    def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        return response
+
+
+class RequestIdMiddleware(HybridMiddleware):
+    """Takes a well-formed X-Request-ID from the client or makes one; echoes it back."""
+
+    def before(self, request: HttpRequest) -> None:
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id  # type: ignore[attr-defined]
+        request_id_var.set(request_id)
+
+    def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        response["X-Request-ID"] = getattr(request, "request_id", request_id_var.get())
+        return response
+
+
+def _is_html_path(request: HttpRequest) -> bool:
+    return request.path.startswith(_HTML_PATHS)
+
+
+class ErrorEnvelopeMiddleware(HybridMiddleware):
+    """Every error outside the admin and the docs leaves in the shared error shape.
+
+    DRF views already answer in it. This covers the rest: unknown paths, Django's own
+    400/403/404/413 responses, and exceptions nothing else handled, which are logged
+    with the request id and answered with a generic message.
+    """
+
+    def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        if response.status_code < 400 or _is_html_path(request) or response.streaming:
+            return response
+        if response.get("Content-Type", "").startswith("application/json"):
+            return response
+        replacement = JsonResponse(error_body(response.status_code), status=response.status_code)
+        for header in ("Retry-After", "Allow", "WWW-Authenticate"):
+            if header in response:
+                replacement[header] = response[header]
+        return replacement
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponseBase | None:
+        if _is_html_path(request):
+            return None
+        if isinstance(exception, Http404):
+            return error_response(404)
+        if isinstance(exception, PermissionDenied):
+            return error_response(403)
+        if isinstance(exception, RequestDataTooBig):
+            return error_response(413)
+        if isinstance(exception, BadRequest | SuspiciousOperation):
+            return error_response(400, message=str(exception) or None)
+        logger.exception(
+            "Unhandled error on %s %s", request.method, request.path, extra={"path": request.path}
+        )
+        return error_response(500)
