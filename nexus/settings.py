@@ -203,6 +203,13 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 AI_CALLS_PER_MINUTE = env_int("AI_CALLS_PER_MINUTE", "20", minimum=0)
 DEFAULT_MONTHLY_BUDGET = env_str("DEFAULT_MONTHLY_BUDGET", "10.00")
 
+# Endpoints that spend AI calls (models, chat, /v1, read-only usage) also take API keys.
+# Apps read this list through nexus.lib.auth, so none has to import accounts for it.
+AI_AUTHENTICATION_CLASSES = [
+    "accounts.authentication.ApiKeyAuthentication",
+    "accounts.authentication.JWTAuthentication",
+]
+
 # --- REST framework and OpenAPI --------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.JWTAuthentication"],

@@ -21,7 +21,9 @@ def test_needs_no_login_and_costs_few_queries(client, django_assert_max_num_quer
 @pytest.mark.live
 def test_503_naming_the_database_when_it_is_unreachable(start_server):
     server = start_server(
-        DATABASE_URL="postgres://postgres@127.0.0.1:1/nexus", DATABASE_POOL_TIMEOUT="1", DATABASE_POOL_MIN_SIZE="0"
+        DATABASE_URL="postgres://postgres@127.0.0.1:1/nexus",
+        DATABASE_POOL_TIMEOUT="1",
+        DATABASE_POOL_MIN_SIZE="0",
     )
     with server.client() as http:
         response = http.get("/health")

@@ -80,7 +80,9 @@ def test_production_starts_with_a_secret_key():
 
 
 def test_without_redis_the_embedded_cache_and_channel_layer_are_used():
-    environment = {key: value for key, value in os.environ.items() if key not in {"REDIS_URL", "DATABASE_URL"}}
+    environment = {
+        key: value for key, value in os.environ.items() if key not in {"REDIS_URL", "DATABASE_URL"}
+    }
     code = (
         "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='nexus.settings'; django.setup();"
         "from django.conf import settings as s;"
