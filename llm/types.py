@@ -125,11 +125,15 @@ LLMErrorCode = Literal[
 class LLMError(Exception):
     """A provider failure, with a code and a message safe to show (it never holds a key)."""
 
-    def __init__(self, code: LLMErrorCode, message: str, *, retryable: bool = False) -> None:
+    def __init__(
+        self, code: LLMErrorCode, message: str, *, retryable: bool = False, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.code: LLMErrorCode = code
         self.message = message
         self.retryable = retryable
+        # Seconds the provider asked to wait before trying again (429's Retry-After), if it said.
+        self.retry_after = retry_after
 
     @property
     def status_code(self) -> int:

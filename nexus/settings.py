@@ -196,6 +196,9 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Nexus <noreply@localhost>")
 # Fernet key that encrypts provider API keys at rest; derived from SECRET_KEY when unset.
 NEXUS_ENCRYPTION_KEY = env_str("NEXUS_ENCRYPTION_KEY", "")
 SEED_DEMO_PROVIDER = env_bool("SEED_DEMO_PROVIDER", "true")
+LLM_DEMO_TOKEN_DELAY = env_float("LLM_DEMO_TOKEN_DELAY", "0.015", minimum=0)  # seconds per demo token
+LLM_RETRY_BASE_DELAY = env_float("LLM_RETRY_BASE_DELAY", "0.5", minimum=0)  # first retry's wait, doubling
+LLM_CACHE_SECONDS = env_int("LLM_CACHE_SECONDS", "86400", minimum=1)  # lifetime of cached replies
 
 # --- Limits and quotas -----------------------------------------------------------------
 MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", "1048576", minimum=1024)

@@ -1,0 +1,235 @@
+"""Writes and the streaming call of the llm app.
+
+`stream_chat(route, request)` is the one way to ask a model for a reply: it tries the
+route's targets in order, retrying each with backoff, enforces the provider's timeouts,
+serves identical temperature-0 requests from the cache, and yields the events of
+llm.types. It touches no database: everything it needs comes in the Route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import random
+import re
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+
+from llm.providers import adapter_for
+from llm.providers.base import AdapterEvent, Params, timeout_error
+from llm.tokens import estimate_request_tokens, estimate_tokens
+from llm.types import (
+    ChatRequest,
+    Finish,
+    LLMError,
+    ModelTarget,
+    Route,
+    Served,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
+
+logger = logging.getLogger(__name__)
+
+# A retry waits at most this long; a provider asking for longer is skipped for the fallbacks.
+_RETRY_MAX_DELAY = 10.0
+_CACHE_VERSION = 1
+_REPLAY_PIECES = re.compile(r"\s*\S+\s*|\s+")
+
+
+async def stream_chat(route: Route, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    """Stream a reply: Served, then TextDelta..., then one Usage, then Finish.
+
+    Raises LLMError. Before the first token, failures are retried (connection errors, 429,
+    5xx) and then the fallbacks are tried; after it, a failure is raised at once and the
+    caller keeps what it received. Closing the stream (or cancelling its consumer) closes
+    the upstream connection.
+    """
+    primary = route.primary
+    cache_key = _cache_key(primary, request)
+    if cache_key is not None:
+        cached = await _cache_get(cache_key)
+        if cached is not None:
+            for event in _replay(primary, cached):
+                yield event
+            return
+
+    attempts = 0
+    last_error: LLMError | None = None
+    for target in route.targets:
+        params = Params.merge(target, request)
+        for retry in range(target.provider.max_retries + 1):
+            attempts += 1
+            async with contextlib.aclosing(_timed(target, request, params)) as events:
+                try:
+                    first = await anext(events, None)
+                except LLMError as error:
+                    last_error = error
+                    delay = _retry_delay(error, retry, target)
+                    logger.warning(
+                        "llm: %s via %s failed (attempt %d, %s): %s%s",
+                        target.name,
+                        target.provider.name,
+                        attempts,
+                        error.code,
+                        error.message,
+                        f"; retrying in {delay:.2f}s" if delay is not None else "",
+                    )
+                    if delay is None:
+                        break
+                    await asyncio.sleep(delay)
+                    continue
+
+                yield Served(target=target, cached=False, attempts=attempts)
+                async with contextlib.aclosing(_relay(target, request, events, first)) as relayed:
+                    async for event in relayed:
+                        yield event
+                return
+        if last_error is not None and not _falls_back(last_error):
+            raise last_error
+    assert last_error is not None  # noqa: S101 - a route always has a target
+    raise last_error
+
+
+async def _relay(
+    target: ModelTarget, request: ChatRequest, events: AsyncIterator[AdapterEvent], first: AdapterEvent | None
+) -> AsyncGenerator[StreamEvent, None]:
+    """The events of an opened stream, with usage and finish put last and filled in."""
+    parts: list[str] = []
+    usage: Usage | None = None
+    finish: Finish | None = None
+    event = first
+    while event is not None:
+        if isinstance(event, TextDelta):
+            if event.text:
+                parts.append(event.text)
+                yield event
+        elif isinstance(event, Usage):
+            usage = event
+        else:
+            finish = event
+        event = await anext(events, None)
+    text = "".join(parts)
+    if usage is None:
+        usage = Usage(
+            input_tokens=estimate_request_tokens(request), output_tokens=estimate_tokens(text), estimated=True
+        )
+    finish = finish or Finish("stop")
+    yield usage
+    yield finish
+    key = _cache_key(target, request)
+    if key is not None and finish.reason in ("stop", "length"):
+        await _cache_set(key, text=text, usage=usage, finish=finish)
+
+
+async def _timed(
+    target: ModelTarget, request: ChatRequest, params: Params
+) -> AsyncGenerator[AdapterEvent, None]:
+    """The adapter's events, under the provider's first-token, idle and total timeouts."""
+    provider = target.provider
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + provider.total_timeout
+    started = False
+    async with contextlib.aclosing(adapter_for(provider.kind)(target, request, params)) as events:
+        while True:
+            if started:
+                limit, waiting_for = provider.idle_timeout, f"no new token within {provider.idle_timeout:g}s"
+            else:
+                limit = provider.first_token_timeout
+                waiting_for = f"no first token within {provider.first_token_timeout:g}s"
+            remaining = deadline - loop.time()
+            if remaining < limit:
+                limit = max(remaining, 0)
+                waiting_for = f"no complete reply within {provider.total_timeout:g}s"
+            try:
+                async with asyncio.timeout(limit) as scope:
+                    event = await anext(events)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                if scope.expired():
+                    raise timeout_error(target, waiting_for) from None
+                raise
+            started = started or isinstance(event, TextDelta)
+            yield event
+
+
+def _retry_delay(error: LLMError, retry: int, target: ModelTarget) -> float | None:
+    """How long to wait before trying `target` again, or None to move on."""
+    if not error.retryable or retry >= target.provider.max_retries:
+        return None
+    base = settings.LLM_RETRY_BASE_DELAY * 2**retry
+    delay = base / 2 + random.uniform(0, base / 2)  # noqa: S311 - jitter, not a secret
+    if error.retry_after is not None:
+        delay = max(delay, error.retry_after)
+    return delay if delay <= _RETRY_MAX_DELAY else None
+
+
+def _falls_back(error: LLMError) -> bool:
+    """Whether another model may succeed where this one failed: not when the request is at fault."""
+    return error.code != "upstream_bad_request"
+
+
+# --- Response cache --------------------------------------------------------------------
+
+
+def _cache_key(target: ModelTarget, request: ChatRequest) -> str | None:
+    """The cache key of a request to `target`, or None when its replies are not cached."""
+    if not target.cache_enabled:
+        return None
+    params = Params.merge(target, request)
+    if params.temperature != 0:
+        return None
+    identity = {
+        "provider": [target.provider.id, target.provider.kind, target.provider.base_url],
+        "model": target.upstream_name,
+        "params": params.as_dict(),
+        "system": request.system,
+        "messages": [[message.role, message.content] for message in request.messages],
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+    return f"llm:reply:v{_CACHE_VERSION}:{digest}"
+
+
+async def _cache_get(key: str) -> dict[str, Any] | None:
+    try:
+        value = await cache.aget(key)
+    except Exception:  # the cache is an optimisation: a broken one must not fail the call
+        logger.warning("llm: the response cache could not be read", exc_info=True)
+        return None
+    return value if isinstance(value, dict) else None
+
+
+async def _cache_set(key: str, *, text: str, usage: Usage, finish: Finish) -> None:
+    value = {
+        "text": text,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "estimated": usage.estimated,
+        "finish": finish.reason,
+    }
+    try:
+        await cache.aset(key, value, timeout=settings.LLM_CACHE_SECONDS)
+    except Exception:
+        logger.warning("llm: the response cache could not be written", exc_info=True)
+
+
+def _replay(target: ModelTarget, cached: dict[str, Any]) -> list[StreamEvent]:
+    events: list[StreamEvent] = [Served(target=target, cached=True, attempts=0)]
+    events += [TextDelta(piece) for piece in _REPLAY_PIECES.findall(str(cached.get("text", "")))]
+    events.append(
+        Usage(
+            input_tokens=int(cached.get("input_tokens", 0)),
+            output_tokens=int(cached.get("output_tokens", 0)),
+            estimated=bool(cached.get("estimated", False)),
+        )
+    )
+    events.append(Finish(str(cached.get("finish", "stop"))))
+    return events
