@@ -1,0 +1,374 @@
+"""Writes of billing: admit an AI call, record what it cost, settle or release its reservation.
+
+The turn (chats) calls, for every AI call on every surface:
+
+    admission = admission_reserve(user=..., api_key=..., target=..., input_tokens=...,
+                                  max_output_tokens=...)      # 429 before any upstream call
+    ...                                                        # the call itself
+    usage_record_create(admission=admission, target=served, ...)   # exactly once, or
+    admission_release(admission=admission)                     # if the provider was never called
+
+Amounts are reserved and settled on `QuotaCounter` rows with conditional UPDATEs, so
+concurrent calls cannot overspend a budget; the reservation row is deleted when it is
+settled or released, so neither can happen twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Greatest
+
+from accounts.models import ApiKey, User
+from billing import periods
+from billing.errors import InsufficientQuota
+from billing.models import (
+    ApiKeyQuota,
+    DailyUsage,
+    Outcome,
+    QuotaCounter,
+    Reservation,
+    UsageRecord,
+    UserQuota,
+)
+from billing.money import ZERO, call_cost
+from billing.ratelimits import Counted, ai_call_count
+from billing.selectors import NO_LIMITS, Limits, api_key_limits, user_limits
+from llm.models import Model
+from llm.types import ModelTarget
+from nexus.lib.errors import ApiError
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """An admitted AI call: what was reserved, for whom, in which month. No ORM objects."""
+
+    id: uuid.UUID
+    user_id: int
+    api_key_id: int | None
+    month: date
+    amount: Decimal
+    tokens: int
+    model_id: int
+    created_at: datetime
+
+
+def _counters_ensure(*, user_id: int, api_key_id: int | None, month: date) -> None:
+    """Creates this month's counter rows if they are missing; concurrent callers may race."""
+    rows = [QuotaCounter(user_id=user_id, api_key_id=None, month=month)]
+    if api_key_id is not None:
+        rows.append(QuotaCounter(user_id=user_id, api_key_id=api_key_id, month=month))
+    QuotaCounter.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def _reserve_on(*, row: Q, limits: Limits, amount: Decimal, tokens: int) -> bool:
+    """The atomic reservation: one UPDATE that only matches while the amount still fits."""
+    fits = Q()
+    if limits.monthly_budget is not None:
+        fits &= Q(used__lte=Value(limits.monthly_budget) - F("reserved") - Value(amount))
+    if limits.monthly_tokens is not None:
+        fits &= Q(tokens_used__lte=Value(limits.monthly_tokens) - F("tokens_reserved") - Value(tokens))
+    updated = (
+        QuotaCounter.objects.filter(row)
+        .filter(fits)
+        .update(reserved=F("reserved") + amount, tokens_reserved=F("tokens_reserved") + tokens)
+    )
+    return updated == 1
+
+
+def _insufficient(*, month: date, whose: str) -> InsufficientQuota:
+    resets_at = periods.next_month_start(month)
+    return InsufficientQuota(
+        f"This call could cost more than what is left of {whose} monthly budget, "
+        f"which resets at {resets_at:%Y-%m-%d %H:%M} UTC."
+    )
+
+
+def _reserve(*, admission: Admission, limits: Limits, key_limits: Limits | None) -> None:
+    """Reserves on the user's row, then the key's: the same lock order as every writer."""
+    rows = [(Q(user_id=admission.user_id, api_key__isnull=True, month=admission.month), limits, "your")]
+    if admission.api_key_id is not None:
+        rows.append(
+            (
+                Q(api_key_id=admission.api_key_id, month=admission.month),
+                key_limits or NO_LIMITS,
+                "this API key's",
+            )
+        )
+    for row, row_limits, whose in rows:
+        if _reserve_on(row=row, limits=row_limits, amount=admission.amount, tokens=admission.tokens):
+            continue
+        # The first call of a month finds no counter row: create them, then try once more.
+        _counters_ensure(user_id=admission.user_id, api_key_id=admission.api_key_id, month=admission.month)
+        if not _reserve_on(row=row, limits=row_limits, amount=admission.amount, tokens=admission.tokens):
+            raise _insufficient(month=admission.month, whose=whose)
+
+
+def admission_reserve(
+    *,
+    user: User,
+    api_key: ApiKey | None,
+    target: ModelTarget,
+    input_tokens: int,
+    max_output_tokens: int,
+) -> Admission:
+    """Admits one AI call, or raises before any upstream call.
+
+    First the rate limit (the user's calls per minute, and the key's if it has its own),
+    then the reservation of the most the call can cost against the month's budget of the
+    user and of the key. Call it outside a transaction: the counter row stays locked until
+    the reservation commits.
+
+    Raises RateLimited (429 `rate_limited`, with Retry-After) or InsufficientQuota (429
+    `insufficient_quota`).
+    """
+    if input_tokens < 0 or max_output_tokens < 0:
+        raise ApiError("Token counts cannot be negative.", code="invalid_tokens")
+    limits = user_limits(user_id=user.pk)
+    key_limits = api_key_limits(api_key_id=api_key.pk) if api_key is not None else None
+
+    if key_limits is not None and key_limits.calls_per_minute is not None and api_key is not None:
+        ai_call_count(subject=Counted("key", api_key.pk), limit=key_limits.calls_per_minute)
+    ai_call_count(subject=Counted("user", user.pk), limit=limits.calls_per_minute or 0)
+
+    now = periods.now()
+    month = periods.month_start(now)
+    amount = call_cost(target=target, input_tokens=input_tokens, output_tokens=max_output_tokens)
+    tokens = input_tokens + max_output_tokens
+    api_key_id = api_key.pk if api_key is not None else None
+    admission = Admission(
+        id=uuid.uuid4(),
+        user_id=user.pk,
+        api_key_id=api_key_id,
+        month=month,
+        amount=amount,
+        tokens=tokens,
+        model_id=target.id,
+        created_at=now,
+    )
+    with transaction.atomic():
+        _reserve(admission=admission, limits=limits, key_limits=key_limits)
+        Reservation.objects.create(
+            id=admission.id,
+            user_id=user.pk,
+            api_key_id=api_key_id,
+            month=month,
+            amount=amount,
+            tokens=tokens,
+            created_at=now,
+        )
+    return admission
+
+
+def _counters_move(
+    *, admission: Admission, release_amount: Decimal, release_tokens: int, spent: Decimal, spent_tokens: int
+) -> None:
+    """Releases what was reserved and adds what was spent, on the user's row, then the key's."""
+    rows = [Q(user_id=admission.user_id, api_key__isnull=True, month=admission.month)]
+    if admission.api_key_id is not None:
+        rows.append(Q(api_key_id=admission.api_key_id, month=admission.month))
+    for row in rows:
+        QuotaCounter.objects.filter(row).update(
+            reserved=Greatest(F("reserved") - release_amount, Value(ZERO)),
+            tokens_reserved=Greatest(F("tokens_reserved") - release_tokens, Value(0)),
+            used=F("used") + spent,
+            tokens_used=F("tokens_used") + spent_tokens,
+        )
+
+
+def _reservation_close(*, admission: Admission) -> bool:
+    """True the one time the reservation is closed; False if it was settled or released."""
+    deleted, _ = Reservation.objects.filter(pk=admission.id).delete()
+    return deleted > 0
+
+
+@transaction.atomic
+def admission_release(*, admission: Admission) -> None:
+    """Gives back a reservation whose call never reached the provider. Safe to call twice."""
+    if _reservation_close(admission=admission):
+        _counters_move(
+            admission=admission,
+            release_amount=admission.amount,
+            release_tokens=admission.tokens,
+            spent=ZERO,
+            spent_tokens=0,
+        )
+
+
+def _daily_usage_add(*, record: UsageRecord) -> None:
+    """Adds one record to its day's rollup row: an F() increment, or the day's first insert."""
+    key = {
+        "day": periods.utc_day(record.created_at),
+        "user_id": record.user_id,
+        "api_key_ref": record.api_key_id or 0,
+        "model_name": record.model_name,
+    }
+    increments = {
+        "provider_name": Value(record.provider_name),
+        "calls": F("calls") + 1,
+        "calls_failed": F("calls_failed") + int(record.outcome == Outcome.FAILED),
+        "calls_stopped": F("calls_stopped") + int(record.outcome == Outcome.STOPPED),
+        "calls_cached": F("calls_cached") + int(record.cached),
+        "input_tokens": F("input_tokens") + record.input_tokens,
+        "output_tokens": F("output_tokens") + record.output_tokens,
+        "cost": F("cost") + record.cost,
+        "latency_ms_total": F("latency_ms_total") + record.latency_ms,
+    }
+    if DailyUsage.objects.filter(**key).update(**increments):
+        return
+    try:
+        with transaction.atomic():
+            DailyUsage.objects.create(
+                **key,
+                provider_name=record.provider_name,
+                calls=1,
+                calls_failed=int(record.outcome == Outcome.FAILED),
+                calls_stopped=int(record.outcome == Outcome.STOPPED),
+                calls_cached=int(record.cached),
+                input_tokens=record.input_tokens,
+                output_tokens=record.output_tokens,
+                cost=record.cost,
+                latency_ms_total=record.latency_ms,
+            )
+    except IntegrityError:  # another call inserted the day's row first
+        DailyUsage.objects.filter(**key).update(**increments)
+
+
+@transaction.atomic
+def usage_record_create(
+    *,
+    admission: Admission,
+    target: ModelTarget,
+    input_tokens: int,
+    output_tokens: int,
+    estimated: bool,
+    cached: bool,
+    outcome: str,
+    latency_ms: int,
+    ttft_ms: int | None,
+) -> UsageRecord:
+    """Writes the ledger row of an admitted call and settles its reservation to the real cost.
+
+    `target` is the model that served (a fallback, maybe); the cost comes from its prices
+    now. Exactly once per admission: a second call returns the first record and charges
+    nothing. Run it in the transaction that saves the assistant message.
+    """
+    if outcome not in Outcome.values:
+        raise ValueError(f"outcome must be one of {', '.join(Outcome.values)}, not {outcome!r}.")
+    cost = call_cost(target=target, input_tokens=input_tokens, output_tokens=output_tokens)
+    record = UsageRecord(
+        admission_id=admission.id,
+        user_id=admission.user_id,
+        api_key_id=admission.api_key_id,
+        model_id=target.id,
+        model_name=target.name,
+        provider_name=target.provider.name,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        tokens_estimated=estimated,
+        input_price_per_million=target.input_price_per_million,
+        output_price_per_million=target.output_price_per_million,
+        cost=cost,
+        cached=cached,
+        outcome=outcome,
+        latency_ms=max(0, latency_ms),
+        ttft_ms=max(0, ttft_ms) if ttft_ms is not None else None,
+        created_at=periods.now(),
+    )
+    # The key or the model may have been deleted while the call ran: keep the record
+    # without them (foreign keys are checked at commit, too late to recover from).
+    if record.api_key_id is not None and not ApiKey.objects.filter(pk=record.api_key_id).exists():
+        record.api_key_id = None
+    if not Model.objects.filter(pk=target.id).exists():
+        record.model_id = None
+    try:
+        with transaction.atomic():
+            record.save(force_insert=True)
+    except IntegrityError:
+        existing = UsageRecord.objects.filter(admission_id=admission.id).first()
+        if existing is None:
+            raise
+        return existing  # settled already: nothing is charged twice
+    released = _reservation_close(admission=admission)
+    _counters_move(
+        admission=admission,
+        release_amount=admission.amount if released else ZERO,
+        release_tokens=admission.tokens if released else 0,
+        spent=cost,
+        spent_tokens=input_tokens + output_tokens,
+    )
+    _daily_usage_add(record=record)
+    return record
+
+
+@transaction.atomic
+def reservations_release_stale(*, older_than: timedelta) -> int:
+    """Releases reservations whose turn died without settling (a killed process); returns how many."""
+    cutoff = periods.now() - older_than
+    released = 0
+    for reservation in Reservation.objects.filter(created_at__lt=cutoff).order_by("created_at")[:10_000]:
+        admission = Admission(
+            id=reservation.id,
+            user_id=reservation.user_id,
+            api_key_id=reservation.api_key_id,
+            month=reservation.month,
+            amount=reservation.amount,
+            tokens=reservation.tokens,
+            model_id=0,
+            created_at=reservation.created_at,
+        )
+        if _reservation_close(admission=admission):
+            _counters_move(
+                admission=admission,
+                release_amount=admission.amount,
+                release_tokens=admission.tokens,
+                spent=ZERO,
+                spent_tokens=0,
+            )
+            released += 1
+    return released
+
+
+@transaction.atomic
+def user_quota_set(
+    *,
+    user: User,
+    monthly_budget: Decimal | None,
+    monthly_tokens: int | None = None,
+    calls_per_minute: int | None = None,
+) -> UserQuota:
+    """Sets a user's overrides; None keeps the default (settings) for that limit."""
+    quota, _ = UserQuota.objects.update_or_create(
+        user=user,
+        defaults={
+            "monthly_budget": monthly_budget,
+            "monthly_tokens": monthly_tokens,
+            "calls_per_minute": calls_per_minute,
+        },
+    )
+    return quota
+
+
+@transaction.atomic
+def api_key_quota_set(
+    *,
+    api_key: ApiKey,
+    monthly_budget: Decimal | None,
+    monthly_tokens: int | None = None,
+    calls_per_minute: int | None = None,
+) -> ApiKeyQuota:
+    """Sets an API key's own limits, on top of its user's; None means no limit of its own."""
+    quota, _ = ApiKeyQuota.objects.update_or_create(
+        api_key=api_key,
+        defaults={
+            "monthly_budget": monthly_budget,
+            "monthly_tokens": monthly_tokens,
+            "calls_per_minute": calls_per_minute,
+        },
+    )
+    return quota
