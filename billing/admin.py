@@ -1,0 +1,283 @@
+"""The operator's console for billing: the ledger, budgets, and the usage dashboard.
+
+- Usage records are read-only, filterable, with the totals of the selection and CSV export.
+- A user's quota is edited inline on the user's page (accounts' UserAdmin, extended here:
+  accounts may not import billing).
+- The usage dashboard (listed under Billing) draws its charts as server-side SVG.
+
+Reading usage needs `billing.view_usagerecord`, the permission /system/stats checks too.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, QuerySet, Sum
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.template.response import TemplateResponse
+
+from accounts import admin as accounts_admin
+from accounts.models import User
+from billing import charts, periods, selectors
+from billing.models import ApiKeyQuota, QuotaCounter, UsageDashboard, UsageRecord, UserQuota
+from billing.money import ZERO
+from billing.permissions import VIEW_USAGE
+
+# --- usage records ------------------------------------------------------------------------
+
+CSV_COLUMNS = (
+    "created_at",
+    "user",
+    "api_key",
+    "model_name",
+    "provider_name",
+    "input_tokens",
+    "output_tokens",
+    "tokens_estimated",
+    "cost",
+    "cached",
+    "outcome",
+    "latency_ms",
+    "ttft_ms",
+)
+
+
+class _Echo:
+    """A file-like object for csv.writer that hands each line back instead of storing it."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_cell(value: object) -> object:
+    # A spreadsheet runs a cell that starts with one of these as a formula.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _csv_rows(queryset: QuerySet[UsageRecord]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    rows = queryset.select_related(None).values_list(
+        "created_at",
+        "user__email",
+        "api_key__prefix",
+        *CSV_COLUMNS[3:],
+    )
+    for row in rows.iterator(chunk_size=2000):
+        yield writer.writerow([_csv_cell(value) for value in row])
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(admin.ModelAdmin[UsageRecord]):
+    list_display = (
+        "created_at",
+        "user",
+        "api_key",
+        "model_name",
+        "provider_name",
+        "input_tokens",
+        "output_tokens",
+        "cost",
+        "outcome",
+        "cached",
+        "latency_ms",
+        "ttft_ms",
+    )
+    list_filter = ("outcome", "cached", "tokens_estimated", "provider_name", "model_name", "created_at")
+    date_hierarchy = "created_at"
+    search_fields = ("user__email", "model_name", "api_key__prefix")
+    list_select_related = ("user", "api_key")
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    actions = ("export_csv",)
+    ordering = ("-created_at", "-id")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: UsageRecord | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: UsageRecord | None = None) -> bool:
+        return False
+
+    @admin.action(description="Export selected usage records as CSV", permissions=["view"])
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[UsageRecord]) -> StreamingHttpResponse:
+        stamp = periods.now().strftime("%Y%m%d-%H%M%S")
+        response = StreamingHttpResponse(
+            _csv_rows(queryset.order_by("created_at", "id")), content_type="text/csv"
+        )
+        response["Content-Disposition"] = f'attachment; filename="usage-{stamp}.csv"'
+        return response
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None)
+        if context and "cl" in context:
+            # The totals of everything the filters, search and date drill-down select.
+            context["usage_totals"] = context["cl"].queryset.aggregate(
+                calls=Count("id"),
+                input_tokens=Coalesce(Sum("input_tokens"), 0),
+                output_tokens=Coalesce(Sum("output_tokens"), 0),
+                cost=Coalesce(Sum("cost"), ZERO),
+            )
+        return response
+
+
+# --- budgets ------------------------------------------------------------------------------
+
+
+class UserQuotaInline(admin.StackedInline[UserQuota, User]):
+    model = UserQuota
+    can_delete = True
+    max_num = 1
+    extra = 1
+    verbose_name = "quota"
+    verbose_name_plural = "quota (empty: the defaults)"
+    fields = ("monthly_budget", "monthly_tokens", "calls_per_minute", "this_month")
+    readonly_fields = ("this_month",)
+
+    @admin.display(description="This month")
+    def this_month(self, quota: UserQuota) -> str:
+        if quota.pk is None:
+            return "-"
+        figures = selectors.quota_get(user=quota.user)
+        return (
+            f"{figures['used']:.4f} used, {figures['reserved']:.4f} reserved of {figures['limit']:.4f}; "
+            f"resets {figures['resets_at']:%Y-%m-%d}"
+        )
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserAdmin(accounts_admin.UserAdmin):
+    """accounts' user admin, with the user's quota inline."""
+
+    inlines = (*accounts_admin.UserAdmin.inlines, UserQuotaInline)
+
+
+@admin.register(ApiKeyQuota)
+class ApiKeyQuotaAdmin(admin.ModelAdmin[ApiKeyQuota]):
+    list_display = ("api_key", "owner", "monthly_budget", "monthly_tokens", "calls_per_minute")
+    list_select_related = ("api_key__user",)
+    raw_id_fields = ("api_key",)
+    search_fields = ("api_key__prefix", "api_key__name", "api_key__user__email")
+
+    @admin.display(description="owner", ordering="api_key__user__email")
+    def owner(self, quota: ApiKeyQuota) -> str:
+        return quota.api_key.user.email
+
+
+@admin.register(QuotaCounter)
+class QuotaCounterAdmin(admin.ModelAdmin[QuotaCounter]):
+    """What each user (and key) has spent and holds, month by month: read-only."""
+
+    list_display = ("month", "user", "api_key", "used", "reserved", "tokens_used", "tokens_reserved")
+    list_filter = ("month",)
+    list_select_related = ("user", "api_key")
+    search_fields = ("user__email", "api_key__prefix")
+    ordering = ("-month", "-used")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: QuotaCounter | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: QuotaCounter | None = None) -> bool:
+        return False
+
+
+# --- the dashboard ------------------------------------------------------------------------
+
+RANGE_CHOICES = (7, 30, 90, 365)
+
+
+def _money_text(amount: Decimal) -> str:
+    return charts.format_money(float(amount))
+
+
+@admin.register(UsageDashboard)
+class UsageDashboardAdmin(admin.ModelAdmin[UsageDashboard]):
+    """The dashboard stands in for the changelist of a data-less proxy model."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(VIEW_USAGE)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm(VIEW_USAGE)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            days = int(request.GET.get("days", "30"))
+        except ValueError:
+            days = 30
+        if days not in RANGE_CHOICES:
+            days = 30
+        end = periods.utc_day(periods.now())
+        stats = selectors.system_stats(start=end - timedelta(days=days - 1), end=end)
+        names = [day["day"].strftime("%m-%d") for day in stats["days"]]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Usage dashboard",
+            "opts": self.model._meta,
+            "days": days,
+            "range_choices": RANGE_CHOICES,
+            "stats": stats,
+            "total_cost": _money_text(stats["totals"]["cost"]),
+            "error_rate": f"{stats['totals']['error_rate']:.1%}",
+            "tokens_chart": charts.column_chart(
+                title="Tokens per day",
+                names=names,
+                series=[
+                    [day["input_tokens"] for day in stats["days"]],
+                    [day["output_tokens"] for day in stats["days"]],
+                ],
+                legend=["input", "output"],
+            ),
+            "cost_chart": charts.line_chart(
+                title="Cost per day",
+                names=names,
+                values=[day["cost"] for day in stats["days"]],
+                fmt=charts.format_money,
+            ),
+            "models_chart": charts.bar_list(
+                title="Cost by model",
+                items=[(row["model"], row["cost"]) for row in stats["models"][:10]],
+                fmt=charts.format_money,
+            ),
+            "users_chart": charts.bar_list(
+                title="Top users by cost",
+                items=[(row["email"], row["cost"]) for row in stats["top_users"]],
+                fmt=charts.format_money,
+            ),
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/billing/usagedashboard/dashboard.html", context)
