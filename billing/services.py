@@ -306,12 +306,15 @@ def usage_record_create(
     return record
 
 
-@transaction.atomic
 def reservations_release_stale(*, older_than: timedelta) -> int:
-    """Releases reservations whose turn died without settling (a killed process); returns how many."""
+    """Releases reservations whose turn died without settling (a killed process); returns how many.
+
+    Each in a transaction of its own, so no lock is held longer than one release.
+    """
     cutoff = periods.now() - older_than
     released = 0
-    for reservation in Reservation.objects.filter(created_at__lt=cutoff).order_by("created_at")[:10_000]:
+    stale = Reservation.objects.filter(created_at__lt=cutoff).order_by("created_at")
+    for reservation in stale.iterator(chunk_size=500):
         admission = Admission(
             id=reservation.id,
             user_id=reservation.user_id,
@@ -322,15 +325,16 @@ def reservations_release_stale(*, older_than: timedelta) -> int:
             model_id=0,
             created_at=reservation.created_at,
         )
-        if _reservation_close(admission=admission):
-            _counters_move(
-                admission=admission,
-                release_amount=admission.amount,
-                release_tokens=admission.tokens,
-                spent=ZERO,
-                spent_tokens=0,
-            )
-            released += 1
+        with transaction.atomic():
+            if _reservation_close(admission=admission):
+                _counters_move(
+                    admission=admission,
+                    release_amount=admission.amount,
+                    release_tokens=admission.tokens,
+                    spent=ZERO,
+                    spent_tokens=0,
+                )
+                released += 1
     return released
 
 

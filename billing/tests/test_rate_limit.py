@@ -8,6 +8,7 @@ from billing import services
 from billing.errors import RateLimited
 from billing.models import ApiKeyQuota, UserQuota
 from billing.tests.conftest import run_at_once
+from nexus.lib.errors import exception_handler
 
 
 def admit(user, target, api_key=None):
@@ -99,3 +100,17 @@ def test_100_simultaneous_calls_let_exactly_20_through(user, target, ratelimit_c
     admitted = [result for result in results if isinstance(result, services.Admission)]
     refused = [result for result in results if isinstance(result, RateLimited)]
     assert (len(admitted), len(refused)) == (20, 80)
+
+
+def test_the_refusal_reaches_the_client_as_429_with_retry_after(user, target, ratelimit_clock):
+    UserQuota.objects.create(user=user, calls_per_minute=1)
+    admit(user, target)
+    with pytest.raises(RateLimited) as refused:
+        admit(user, target)
+
+    response = exception_handler(refused.value, {})
+
+    assert response is not None
+    assert response.status_code == 429
+    assert response["Retry-After"] == str(refused.value.retry_after)
+    assert response.data["error"]["code"] == "rate_limited"

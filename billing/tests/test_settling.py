@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
-from billing import periods, services
+from billing import services
 from billing.models import DailyUsage, QuotaCounter, Reservation, UsageRecord
 from billing.tests.conftest import run_at_once
 
@@ -132,15 +131,19 @@ def test_a_key_deleted_during_the_call_leaves_the_record_and_the_users_charge(us
     assert (counter(user).used, counter(user).reserved) == (Decimal("0.0029"), 0)
 
 
-def test_reservations_of_turns_that_died_are_released(user, target, monkeypatch):
-    admit(user, target)
-    later = periods.now() + timedelta(hours=2)
-    monkeypatch.setattr(periods, "now", lambda: later)
+@pytest.mark.django_db(transaction=True)
+def test_calls_settled_at_the_same_time_all_reach_the_daily_totals(user, target, django_user_model):
+    people = [user] + [
+        django_user_model.objects.create_user(f"user{number}@example.com", "correct horse battery")
+        for number in range(7)
+    ]
+    admissions = iter([admit(person, target) for person in people for _ in range(2)])
 
-    released = services.reservations_release_stale(older_than=timedelta(hours=1))
+    results = run_at_once(lambda: settle(next(admissions), target), times=len(people) * 2)
 
-    assert released == 1
-    assert counter(user).reserved == 0
+    assert not [result for result in results if isinstance(result, Exception)]
+    assert sum(DailyUsage.objects.values_list("calls", flat=True)) == UsageRecord.objects.count() == 16
+    assert DailyUsage.objects.count() == 8
 
 
 def test_an_unknown_outcome_is_refused(user, target):
