@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -140,3 +141,109 @@ def start_server() -> Iterator[Callable[..., LiveServer]]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+# --- The fake LLM upstream (llm/fake_upstream) ---------------------------------------------
+
+
+class FakeUpstream:
+    """The fake provider server of the test session: knobs, what it received, catalog rows for it.
+
+    fake_upstream.configure(reply="Hi there", token_delay=0.002)     knobs: llm.fake_upstream.Knobs
+    model = fake_upstream.make_model(kind="anthropic", name="claude-test")
+    fake_upstream.requests()[-1]["body"]                             what the SDK sent
+    """
+
+    api_version = "2024-10-21"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._providers = 0
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = httpx.request(method, self.url + path, timeout=10, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def reset(self) -> None:
+        self._call("POST", "/_reset")
+
+    def configure(self, **knobs: Any) -> None:
+        self._call("POST", "/_control", json=knobs)
+
+    def requests(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/_requests")["requests"]
+
+    def wait_for(
+        self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 5.0
+    ) -> list[dict[str, Any]]:
+        """The requests once `predicate(requests)` holds (the server may learn of a close late)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            requests = self.requests()
+            if predicate(requests) or time.monotonic() > deadline:
+                return requests
+            time.sleep(0.02)
+
+    def base_url(self, kind: str) -> str:
+        return f"{self.url}/v1" if kind in ("openai", "deepseek", "openai_compatible") else self.url
+
+    def make_model(
+        self,
+        kind: str = "openai",
+        name: str = "fake-model",
+        *,
+        api_key: str | None = None,
+        provider_fields: dict[str, Any] | None = None,
+        **model_fields: Any,
+    ):
+        """A Provider of `kind` pointing at the fake upstream, and a Model `name` on it."""
+        from llm.crypto import encrypt
+        from llm.models import Model, Provider
+
+        self._providers += 1
+        fields: dict[str, Any] = {
+            "connect_timeout": 2.0,
+            "first_token_timeout": 5.0,
+            "idle_timeout": 5.0,
+            "total_timeout": 30.0,
+            "max_retries": 2,
+            **(provider_fields or {}),
+        }
+        provider = Provider.objects.create(
+            name=f"fake-{kind}-{self._providers}",
+            kind=kind,
+            base_url="" if kind == "demo" else self.base_url(kind),
+            api_version=self.api_version if kind == "azure_openai" else "",
+            api_key_encrypted=encrypt(api_key if api_key is not None else f"sk-fake-{kind}-0123456789abcdef"),
+            **fields,
+        )
+        model_fields.setdefault("upstream_name", name)
+        return Model.objects.create(provider=provider, name=name, **model_fields)
+
+
+@pytest.fixture(scope="session")
+def _fake_upstream_server() -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llm.fake_upstream", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    wait_for_port(port, process)
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture
+def fake_upstream(_fake_upstream_server: str, settings: Any) -> FakeUpstream:
+    """The fake upstream (one server per session), its knobs and records reset; retries wait ~1ms."""
+    settings.LLM_RETRY_BASE_DELAY = 0.001
+    upstream = FakeUpstream(_fake_upstream_server)
+    upstream.reset()
+    return upstream

@@ -44,7 +44,7 @@ _CACHE_VERSION = 1
 _REPLAY_PIECES = re.compile(r"\s*\S+\s*|\s+")
 
 
-async def stream_chat(route: Route, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+async def stream_chat(route: Route, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
     """Stream a reply: Served, then TextDelta..., then one Usage, then Finish.
 
     Raises LLMError. Before the first token, failures are retried (connection errors, 429,

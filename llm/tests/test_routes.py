@@ -18,7 +18,10 @@ def make_model(name: str, provider: Provider, **fields) -> Model:
 
 def test_it_resolves_the_model_its_provider_and_its_decrypted_key(django_assert_num_queries):
     provider = Provider.objects.create(
-        name="openai", kind="openai", base_url="https://api.example.com/v1", api_key_encrypted=crypto.encrypt("sk-x")
+        name="openai",
+        kind="openai",
+        base_url="https://api.example.com/v1",
+        api_key_encrypted=crypto.encrypt("sk-x"),
     )
     make_model("gpt", provider, default_params={"temperature": 0.5}, cache_enabled=True)
 
