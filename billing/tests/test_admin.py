@@ -116,3 +116,12 @@ def test_a_users_quota_is_edited_on_the_users_page(client, admin_user, user):
     assert 'name="quota-0-monthly_budget"' in page
     UserQuota.objects.create(user=user, monthly_budget="3.5")
     assert "resets" in client.get(f"/admin/accounts/user/{user.pk}/change/").content.decode()
+
+
+def test_usage_records_filter_by_model(client, admin_user, traffic):
+    client.force_login(admin_user)
+
+    response = client.get(RECORDS, {"model_name": "cheap"})
+
+    assert response.status_code == 200
+    assert "Totals of the 1 selected records" in response.content.decode()
