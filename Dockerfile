@@ -20,4 +20,5 @@ USER nexus
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health').status != 200)"
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "nexus.asgi:application"]
+# Replies a previous run of this process left `streaming` are repaired before serving.
+CMD ["sh", "-c", "python manage.py repair_streams && exec daphne -b 0.0.0.0 -p 8000 --proxy-headers nexus.asgi:application"]

@@ -2,6 +2,40 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from chats import views
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("chat/send", views.SendView.as_view(), name="chat-send"),
+    path("chat/history", views.HistoryView.as_view(), name="chat-history"),
+    path("chat/conversations", views.ConversationListView.as_view(), name="chat-conversations"),
+    path(
+        "chat/conversations/<int:conversation_id>",
+        views.ConversationDetailView.as_view(),
+        name="chat-conversation",
+    ),
+    path(
+        "chat/conversations/<int:conversation_id>/messages",
+        views.ConversationMessagesView.as_view(),
+        name="chat-conversation-messages",
+    ),
+    path(
+        "chat/conversations/<int:conversation_id>/share",
+        views.ConversationShareView.as_view(),
+        name="chat-conversation-share",
+    ),
+    path("chat/messages/<int:message_id>", views.MessageDetailView.as_view(), name="chat-message"),
+    path(
+        "chat/messages/<int:message_id>/regenerate",
+        views.RegenerateView.as_view(),
+        name="chat-message-regenerate",
+    ),
+    path(
+        "chat/messages/<int:message_id>/stream", views.MessageStreamView.as_view(), name="chat-message-stream"
+    ),
+    path("chat/messages/<int:message_id>/stop", views.StopView.as_view(), name="chat-message-stop"),
+    path("chat/templates", views.TemplateListView.as_view(), name="chat-templates"),
+    path("chat/templates/<int:template_id>", views.TemplateDetailView.as_view(), name="chat-template"),
+    path("chat/shared/<str:token>", views.SharedConversationView.as_view(), name="chat-shared"),
+]

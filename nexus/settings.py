@@ -173,6 +173,8 @@ SIMPLE_JWT = {
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": True,
+    # A changed password ends every session at once: tokens carry a digest of the password hash.
+    "CHECK_REVOKE_TOKEN": True,
     "ALGORITHM": "HS256",
     "SIGNING_KEY": env_str("JWT_SIGNING_KEY", "") or SECRET_KEY,
     "AUTH_HEADER_TYPES": ("Bearer",),
@@ -199,11 +201,20 @@ SEED_DEMO_PROVIDER = env_bool("SEED_DEMO_PROVIDER", "true")
 LLM_DEMO_TOKEN_DELAY = env_float("LLM_DEMO_TOKEN_DELAY", "0.015", minimum=0)  # seconds per demo token
 LLM_RETRY_BASE_DELAY = env_float("LLM_RETRY_BASE_DELAY", "0.5", minimum=0)  # first retry's wait, doubling
 LLM_CACHE_SECONDS = env_int("LLM_CACHE_SECONDS", "86400", minimum=1)  # lifetime of cached replies
+DEFAULT_MODEL = env_str("DEFAULT_MODEL", "demo")  # used when a chat names no model
+
+# --- Streams ---------------------------------------------------------------------------
+# How long a finished turn's events stay available for clients that resume.
+STREAM_BUFFER_SECONDS = env_int("STREAM_BUFFER_SECONDS", "600", minimum=1)
+# A running turn is re-marked alive in Redis three times per this period; a `streaming`
+# reply without the mark, and older than it, belongs to a dead process (repair_streams).
+STREAM_ALIVE_SECONDS = env_float("STREAM_ALIVE_SECONDS", "30", minimum=0.3)
 
 # --- Limits and quotas -----------------------------------------------------------------
 MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", "1048576", minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 AI_CALLS_PER_MINUTE = env_int("AI_CALLS_PER_MINUTE", "20", minimum=0)
+MAX_MESSAGE_CHARS = env_int("MAX_MESSAGE_CHARS", "100000", minimum=1)
 DEFAULT_MONTHLY_BUDGET = env_str("DEFAULT_MONTHLY_BUDGET", "10.00")
 
 # Endpoints that spend AI calls (models, chat, /v1, read-only usage) also take API keys.

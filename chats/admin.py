@@ -1,0 +1,58 @@
+"""The operator's console for conversations and templates."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+
+from chats.models import Conversation, Message, Template
+
+
+class MessageInline(admin.TabularInline[Message, Conversation]):
+    model = Message
+    fields = (
+        "role",
+        "status",
+        "model",
+        "content",
+        "input_tokens",
+        "output_tokens",
+        "error_code",
+        "created_at",
+    )
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Conversation | None = None) -> bool:
+        return False
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin[Conversation]):
+    list_display = ("__str__", "owner", "model", "message_count", "pinned", "archived", "updated_at")
+    list_filter = ("archived", "pinned", "model", "created_at")
+    search_fields = ("title", "owner__email", "messages__content")
+    date_hierarchy = "created_at"
+    readonly_fields = ("owner", "share_token", "created_at", "updated_at")
+    list_select_related = ("owner",)
+    inlines = (MessageInline,)
+    show_full_result_count = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
+        return super().get_queryset(request).annotate(message_total=Count("messages"))
+
+    @admin.display(description="messages", ordering="message_total")
+    def message_count(self, conversation: Conversation) -> int:
+        return int(getattr(conversation, "message_total", 0))
+
+
+@admin.register(Template)
+class TemplateAdmin(admin.ModelAdmin[Template]):
+    list_display = ("name", "owner", "model", "is_public", "updated_at")
+    list_filter = ("is_public", "model")
+    search_fields = ("name", "description", "owner__email")
+    list_select_related = ("owner",)
+    raw_id_fields = ("owner",)

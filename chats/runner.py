@@ -1,0 +1,131 @@
+"""The turns running in this server process, and how to stop one from any process.
+
+A turn is an asyncio task of the process that accepted it, owned by no connection. To
+stop it from another process, `stop` publishes its key on a Redis channel every process
+listens to; the one running it cancels the task (closing the upstream connection).
+
+Each process also keeps a short-lived "alive" key in Redis for each of its turns, so that
+`repair_streams` can tell a turn that is running elsewhere from one whose process died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from django.conf import settings
+from django_redis import get_redis_connection
+
+from chats.streams import alive_key, hub
+
+logger = logging.getLogger(__name__)
+
+# Pub/sub channels are shared by every database of a Redis server: name it after the URL.
+STOP_CHANNEL = "nexus:turn-stop:" + hashlib.sha256(settings.REDIS_URL.encode()).hexdigest()[:12]
+
+# The turns of this process, with the loop each runs on (a stop may come from a thread).
+_running: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Task[None]]] = {}
+_background: dict[asyncio.AbstractEventLoop, list[asyncio.Task[None]]] = {}
+
+
+def launch(stream_key: str, run: Coroutine[Any, Any, None]) -> None:
+    """Runs `run` as a task of the running loop until it ends, whoever reads its stream."""
+    hub.open(stream_key)
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(run, name=stream_key)
+    _running[stream_key] = (loop, task)
+    task.add_done_callback(lambda _: _running.pop(stream_key, None))
+    if settings.REDIS_URL:
+        _ensure_background(loop)
+        _wake_heartbeat(loop)
+
+
+def running_here(stream_key: str) -> bool:
+    return stream_key in _running
+
+
+def stop(stream_key: str) -> None:
+    """Cancels the turn here if it runs here, else asks every process (sync; any thread)."""
+    running = _running.get(stream_key)
+    if running is not None:
+        loop, task = running
+        loop.call_soon_threadsafe(task.cancel)
+    elif settings.REDIS_URL:
+        get_redis_connection("default").publish(STOP_CHANNEL, stream_key)
+
+
+def alive_elsewhere(stream_keys: list[str]) -> set[str]:
+    """The keys whose turns some process still reports as running."""
+    if not stream_keys or not settings.REDIS_URL:
+        return set()
+    values = get_redis_connection("default").mget([alive_key(key) for key in stream_keys])
+    return {key for key, value in zip(stream_keys, values, strict=True) if value is not None}
+
+
+_beat_now: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
+
+
+def _wake_heartbeat(loop: asyncio.AbstractEventLoop) -> None:
+    """A new turn is marked alive at once, not at the next beat."""
+    event = _beat_now.get(loop)
+    if event is not None:
+        event.set()
+
+
+def _ensure_background(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = _background.get(loop)
+    if tasks and not any(task.done() for task in tasks):
+        return
+    for task in tasks or ():
+        task.cancel()
+    _background[loop] = [
+        loop.create_task(_listen_for_stops(), name="nexus-stop-listener"),
+        loop.create_task(_heartbeat(), name="nexus-turn-heartbeat"),
+    ]
+
+
+async def _listen_for_stops() -> None:
+    while True:
+        client = hub.redis()
+        if client is None:
+            return
+        try:
+            async with client.pubsub() as pubsub:
+                await pubsub.subscribe(STOP_CHANNEL)
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    key = message["data"].decode()
+                    running = _running.get(key)
+                    if running is not None:
+                        running[1].cancel()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # Redis went away: listen again once it is back
+            logger.warning("Lost the turn-stop channel; listening again", exc_info=True)
+            await asyncio.sleep(1)
+
+
+async def _heartbeat() -> None:
+    wake = _beat_now.setdefault(asyncio.get_running_loop(), asyncio.Event())
+    while True:
+        wake.clear()
+        client = hub.redis()
+        if client is None:
+            return
+        keys = list(_running)
+        if keys:
+            try:
+                async with client.pipeline(transaction=False) as pipe:
+                    for key in keys:
+                        pipe.set(alive_key(key), "1", px=int(settings.STREAM_ALIVE_SECONDS * 1000))
+                    await pipe.execute()
+            except Exception:
+                logger.warning("Could not mark running turns alive", exc_info=True)
+        # Three beats per lifetime of a key: one missed beat does not make a turn look dead.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=settings.STREAM_ALIVE_SECONDS / 3)

@@ -1,0 +1,70 @@
+"""Reads of the chats app. Every lookup is scoped to its owner: another user's row is a 404."""
+
+from __future__ import annotations
+
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from rest_framework.exceptions import NotFound
+
+from accounts.models import User
+from chats.models import Conversation, Message, Template
+
+
+def conversation_list(*, user: User, query: str = "", archived: bool | None = None) -> QuerySet[Conversation]:
+    conversations = Conversation.objects.filter(owner=user)
+    if archived is not None:
+        conversations = conversations.filter(archived=archived)
+    if query:
+        matching_message = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=query)
+        conversations = conversations.filter(Q(title__icontains=query) | Exists(matching_message))
+    return conversations.order_by("-pinned", "-updated_at", "-id")
+
+
+def history_list(*, user: User) -> QuerySet[Conversation]:
+    """Conversations newest first with their messages: three queries whatever the page size."""
+    return (
+        Conversation.objects.filter(owner=user)
+        .order_by("-updated_at", "-id")
+        .prefetch_related(Prefetch("messages", queryset=Message.objects.order_by("id")))
+    )
+
+
+def conversation_get(*, user: User, conversation_id: int, for_update: bool = False) -> Conversation:
+    conversations = Conversation.objects.filter(owner=user)
+    if for_update:
+        conversations = conversations.select_for_update()
+    try:
+        return conversations.get(pk=conversation_id)
+    except Conversation.DoesNotExist:
+        raise NotFound("No such conversation.") from None
+
+
+def message_list(*, conversation: Conversation) -> QuerySet[Message]:
+    return conversation.messages.order_by("id")
+
+
+def message_get(*, user: User, message_id: int) -> Message:
+    try:
+        return Message.objects.select_related("conversation").get(pk=message_id, conversation__owner=user)
+    except Message.DoesNotExist:
+        raise NotFound("No such message.") from None
+
+
+def shared_conversation_get(*, token: str) -> Conversation:
+    try:
+        return Conversation.objects.prefetch_related(
+            Prefetch("messages", queryset=Message.objects.order_by("id"))
+        ).get(share_token=token)
+    except Conversation.DoesNotExist:
+        raise NotFound("This link does not exist or was revoked.") from None
+
+
+def template_list(*, user: User) -> QuerySet[Template]:
+    """The caller's own templates, the public ones and the global ones."""
+    return Template.objects.filter(Q(owner=user) | Q(is_public=True) | Q(owner__isnull=True))
+
+
+def template_get(*, user: User, template_id: int) -> Template:
+    try:
+        return template_list(user=user).get(pk=template_id)
+    except Template.DoesNotExist:
+        raise NotFound("No such template.") from None

@@ -1,0 +1,208 @@
+"""Where a turn's events wait for their readers, in this process and across processes.
+
+A turn publishes numbered events (`start`, `delta`..., then `done` or `error`) to the
+stream of its assistant message. Readers (the SSE response, a WebSocket, a client that
+resumes with Last-Event-ID) subscribe from an event id and receive what follows, live,
+until the end. The turn never waits for a reader, so a reader that goes away costs it
+nothing.
+
+Readers in the process that runs the turn read from memory. With Redis configured, the
+events are also appended to a Redis stream (entry id = event id) so that a reader on any
+other process can resume; appends are batched into one pipeline per flush interval, so a
+token costs a list append here, not a Redis round trip. The buffer expires
+STREAM_BUFFER_SECONDS after its last write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+TERMINAL_EVENTS = frozenset({"done", "error"})
+FLUSH_INTERVAL = 0.02  # seconds between Redis writes of a running turn's events
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    id: int
+    event: str
+    data: dict[str, Any]
+
+    @property
+    def terminal(self) -> bool:
+        return self.event in TERMINAL_EVENTS
+
+    def as_sse(self) -> bytes:
+        return f"id: {self.id}\nevent: {self.event}\ndata: {json.dumps(self.data)}\n\n".encode()
+
+
+@dataclass
+class _Stream:
+    events: list[StreamEvent] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    unflushed: list[StreamEvent] = field(default_factory=list)
+    flusher: asyncio.Task[None] | None = None
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.events) and self.events[-1].terminal
+
+
+def stream_key_for(message_id: int) -> str:
+    """The stream of the turn writing this assistant message."""
+    return f"message:{message_id}"
+
+
+def buffer_key(key: str) -> str:
+    """The Redis stream holding a turn's events for readers in other processes."""
+    return f"nexus:stream:{key}"
+
+
+def alive_key(key: str) -> str:
+    """Set, with a short expiry, while some process runs the turn (chats.runner beats it)."""
+    return f"nexus:alive:{key}"
+
+
+def interrupted_event(event_id: int, message_id: int | None) -> StreamEvent:
+    return StreamEvent(
+        event_id,
+        "error",
+        {"message_id": message_id, "error": {"code": "interrupted", "message": "The reply did not finish."}},
+    )
+
+
+class StreamHub:
+    """The streams of the turns running in this process, by key, mirrored to Redis if configured."""
+
+    def __init__(self) -> None:
+        self._streams: dict[str, _Stream] = {}
+        self._redis: aioredis.Redis | None = None
+        self._redis_loop: asyncio.AbstractEventLoop | None = None
+
+    # --- Redis ------------------------------------------------------------------------
+
+    def redis(self) -> aioredis.Redis | None:
+        """A client bound to the running loop (tests run several loops in one process)."""
+        if not settings.REDIS_URL:
+            return None
+        loop = asyncio.get_running_loop()
+        if self._redis is None or self._redis_loop is not loop:
+            self._redis = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
+            self._redis_loop = loop
+        return self._redis
+
+    async def _flush(self, key: str, stream: _Stream) -> None:
+        client = self.redis()
+        while stream.unflushed:
+            if not stream.unflushed[-1].terminal:
+                await asyncio.sleep(FLUSH_INTERVAL)
+            batch, stream.unflushed = stream.unflushed, []
+            if client is None:
+                continue
+            try:
+                async with client.pipeline(transaction=False) as pipe:
+                    for item in batch:
+                        pipe.xadd(
+                            buffer_key(key),
+                            {"event": item.event, "data": json.dumps(item.data)},
+                            id=f"{item.id}-0",
+                        )
+                    pipe.expire(buffer_key(key), settings.STREAM_BUFFER_SECONDS)
+                    await pipe.execute()
+            except Exception:  # the turn and local readers go on; only other processes miss it
+                logger.warning("Could not buffer events of %s in Redis", key, exc_info=True)
+
+    # --- writing ----------------------------------------------------------------------
+
+    def open(self, key: str) -> None:
+        self._streams.setdefault(key, _Stream())
+
+    def publish(self, key: str, event: str, data: dict[str, Any]) -> StreamEvent:
+        stream = self._streams.setdefault(key, _Stream())
+        item = StreamEvent(id=len(stream.events) + 1, event=event, data=data)
+        stream.events.append(item)
+        # Wake every reader waiting now; later readers wait on a fresh event.
+        stream.changed.set()
+        stream.changed = asyncio.Event()
+        if settings.REDIS_URL:
+            stream.unflushed.append(item)
+            if stream.flusher is None or stream.flusher.done():
+                stream.flusher = asyncio.get_running_loop().create_task(self._flush(key, stream))
+        return item
+
+    async def drain(self, key: str) -> None:
+        """Waits until every event of the stream is in Redis."""
+        stream = self._streams.get(key)
+        if stream is not None and stream.flusher is not None:
+            await asyncio.shield(stream.flusher)
+
+    def close(self, key: str) -> None:
+        self._streams.pop(key, None)
+
+    def has(self, key: str) -> bool:
+        return key in self._streams
+
+    # --- reading ----------------------------------------------------------------------
+
+    async def subscribe(self, key: str, after: int = 0) -> AsyncIterator[StreamEvent]:
+        """The events after `after`, live until the end: from memory, else from Redis."""
+        stream = self._streams.get(key)
+        if stream is None:
+            async for item in self._subscribe_redis(key, after):
+                yield item
+            return
+        position = after
+        while True:
+            while position < len(stream.events):
+                item = stream.events[position]
+                position += 1
+                yield item
+                if item.terminal:
+                    return
+            if stream.finished:
+                return
+            await stream.changed.wait()
+
+    async def buffered(self, key: str) -> bool:
+        if key in self._streams:
+            return True
+        client = self.redis()
+        return client is not None and bool(await client.exists(buffer_key(key)))
+
+    async def _subscribe_redis(self, key: str, after: int) -> AsyncIterator[StreamEvent]:
+        client = self.redis()
+        if client is None:
+            return
+        cursor = f"{after}-0"
+        while True:
+            replies: Any = await client.xread({buffer_key(key): cursor}, count=500, block=5000)
+            if not replies:
+                if not await client.exists(buffer_key(key)):
+                    return  # expired, or the writer died before writing anything
+                if not await client.exists(alive_key(key)):
+                    # Quiet, and no process runs the turn: its writer died mid-reply.
+                    yield interrupted_event(int(cursor.split("-")[0]) + 1, None)
+                    return
+                continue
+            for entry_id, fields in replies[0][1]:
+                cursor = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                item = StreamEvent(
+                    id=int(cursor.split("-")[0]),
+                    event=fields[b"event"].decode(),
+                    data=json.loads(fields[b"data"]),
+                )
+                yield item
+                if item.terminal:
+                    return
+
+
+hub = StreamHub()

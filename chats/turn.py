@@ -1,0 +1,424 @@
+"""The one AI turn, shared by every surface (SSE, WebSocket, /v1).
+
+1. prepare (sync, short transactions): authenticate was done by the surface; admit (rate
+   limit and quota reservation), resolve the model, build the context, save the user
+   message and an empty assistant message marked `streaming`;
+2. run (async, no database connection held): stream from llm, publish numbered events to
+   the message's stream, whoever is reading;
+3. finish (sync, one transaction, in a `finally`): save the reply with its outcome and
+   tokens, write the usage record and settle the reservation, whether the turn
+   completed, failed midway or was stopped.
+
+The run is a task of its own, not part of any HTTP connection: a client that goes away
+does not lose the reply, and `stop` cancels the task from outside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, ParamSpec, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections, connections, transaction
+from django.utils import timezone
+
+from accounts.models import ApiKey, User
+from billing.services import Admission, admission_release, admission_reserve, usage_record_create
+from chats import runner, selectors
+from chats.models import Conversation, Message, MessageRole, MessageStatus, Template
+from chats.notifications import notify_user
+from chats.services import conversation_payload, title_from_message
+from chats.streams import hub, stream_key_for
+from llm.selectors import route_get
+from llm.services import stream_chat
+from llm.tokens import estimate_request_tokens, estimate_tokens
+from llm.types import ChatMessage, ChatRequest, Finish, LLMError, ModelTarget, Route, Served, TextDelta, Usage
+from llm.types import UnknownModel as UnknownModelError
+from nexus.lib.errors import ApiError
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class TurnSpec:
+    """What the client asked for; every field but the message is optional."""
+
+    message: str = ""
+    conversation_id: int | None = None
+    model: str | None = None
+    template_id: int | None = None
+    system_prompt: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedTurn:
+    user_id: int
+    route: Route
+    request: ChatRequest
+    admission: Admission
+    conversation_id: int | None = None
+    assistant_message_id: int | None = None
+    stream_key: str = ""
+    created_conversation: bool = False
+
+
+@dataclass
+class TurnOutcome:
+    """What the run learned, for the finish: text so far, tokens, timings, how it ended."""
+
+    target: ModelTarget
+    text: list[str] = field(default_factory=list)
+    usage: Usage | None = None
+    finish_reason: str = ""
+    status: str = MessageStatus.STREAMING
+    error: LLMError | None = None
+    cached: bool = False
+    started: float = field(default_factory=time.monotonic)
+    first_token_at: float | None = None
+
+
+class ModelNotAvailable(ApiError):
+    default_code = "model_not_found"
+    default_detail = "This model does not exist or is not enabled."
+
+
+def in_thread(function: Callable[P, R]) -> Callable[P, Any]:
+    """Runs database work off the event loop, returning its connection to the pool after."""
+
+    def with_fresh_connection(*args: P.args, **kwargs: P.kwargs) -> R:
+        close_old_connections()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return sync_to_async(with_fresh_connection, thread_sensitive=False)
+
+
+# --- 1. prepare ------------------------------------------------------------------------
+
+
+def _model_name(spec: TurnSpec, conversation: Conversation | None, template: Template | None) -> str:
+    for candidate in (spec.model, conversation and conversation.model, template and template.model):
+        if candidate:
+            return candidate
+    return str(settings.DEFAULT_MODEL)
+
+
+def _route(name: str) -> Route:
+    try:
+        return route_get(name=name)
+    except UnknownModelError as exc:
+        raise ModelNotAvailable(str(exc), param="model") from None
+
+
+def _parameters(spec: TurnSpec, *layers: dict[str, Any]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update({key: value for key, value in layer.items() if value is not None})
+    explicit = {"temperature": spec.temperature, "top_p": spec.top_p, "max_tokens": spec.max_tokens}
+    merged.update({key: value for key, value in explicit.items() if value is not None})
+    return merged
+
+
+def _context(
+    *, target: ModelTarget, system: str, history: list[Message], max_tokens: int
+) -> tuple[ChatMessage, ...]:
+    """The newest messages that fit the context window beside the system prompt and the reply."""
+    budget = target.context_window - max_tokens - estimate_tokens(system)
+    kept: list[ChatMessage] = []
+    for message in reversed(history):
+        cost = estimate_tokens(message.content) + 4
+        if budget - cost < 0 and kept:
+            break
+        budget -= cost
+        kept.append(ChatMessage(role=message.role, content=message.content))  # type: ignore[arg-type]
+    if budget < 0:
+        raise ApiError(
+            "The message is too long for this model's context window.", code="context_length", param="message"
+        )
+    return tuple(reversed(kept))
+
+
+def _history(conversation: Conversation | None) -> list[Message]:
+    if conversation is None:
+        return []
+    return [
+        message
+        for message in conversation.messages.order_by("id")
+        if message.content and message.status != MessageStatus.STREAMING
+    ]
+
+
+def turn_prepare(
+    *,
+    user: User,
+    api_key: ApiKey | None,
+    spec: TurnSpec,
+    regenerate: Message | None = None,
+) -> PreparedTurn:
+    """Validates and admits a turn, and saves the user message and an empty reply.
+
+    With `regenerate`, the turn answers again the user message that `regenerate` is (or
+    that precedes it, for an assistant message): the replies after it are replaced.
+    """
+    if regenerate is None and len(spec.message) > settings.MAX_MESSAGE_CHARS:
+        raise ApiError(
+            f"The message is longer than {settings.MAX_MESSAGE_CHARS} characters.",
+            code="message_too_large",
+            status_code=413,
+            param="message",
+        )
+    conversation: Conversation | None = None
+    if regenerate is not None:
+        conversation = regenerate.conversation
+    elif spec.conversation_id is not None:
+        conversation = selectors.conversation_get(user=user, conversation_id=spec.conversation_id)
+    template: Template | None = None
+    if spec.template_id is not None:
+        template = selectors.template_get(user=user, template_id=spec.template_id)
+    elif conversation is not None and conversation.template_id is not None:
+        template = Template.objects.filter(pk=conversation.template_id).first()
+
+    route = _route(_model_name(spec, conversation, template))
+    target = route.primary
+    parameters = _parameters(
+        spec, template.parameters if template else {}, conversation.parameters if conversation else {}
+    )
+    max_tokens = min(int(parameters.get("max_tokens") or target.max_output_tokens), target.max_output_tokens)
+    system = next(
+        (
+            prompt
+            for prompt in (
+                spec.system_prompt,
+                conversation and conversation.system_prompt,
+                template and template.system_prompt,
+            )
+            if prompt
+        ),
+        "",
+    )
+
+    history = _history(conversation)
+    anchor: Message | None = None
+    if regenerate is not None:
+        anchor = regenerate
+        if regenerate.role == MessageRole.ASSISTANT:
+            anchor = conversation.messages.filter(id__lt=regenerate.pk, role=MessageRole.USER).last()  # type: ignore[union-attr]
+            if anchor is None:
+                raise ApiError("There is no message of yours to answer again.", code="nothing_to_regenerate")
+        history = [message for message in history if message.pk <= anchor.pk]
+    else:
+        history.append(Message(role=MessageRole.USER, content=spec.message))
+
+    request = ChatRequest(
+        messages=_context(target=target, system=system, history=history, max_tokens=max_tokens),
+        system=system,
+        temperature=parameters.get("temperature"),
+        top_p=parameters.get("top_p"),
+        max_tokens=max_tokens,
+    )
+    admission = admission_reserve(
+        user=user,
+        api_key=api_key,
+        target=target,
+        input_tokens=estimate_request_tokens(request),
+        max_output_tokens=max_tokens,
+    )
+    try:
+        with transaction.atomic():
+            created = conversation is None
+            if conversation is None:
+                conversation = Conversation.objects.create(
+                    owner=user,
+                    title=title_from_message(spec.message),
+                    model=spec.model or "",
+                    template=template,
+                    system_prompt=spec.system_prompt or "",
+                )
+            if anchor is not None:
+                conversation.messages.filter(id__gt=anchor.pk).delete()
+            else:
+                Message.objects.create(conversation=conversation, role=MessageRole.USER, content=spec.message)
+            reply = Message.objects.create(
+                conversation=conversation,
+                role=MessageRole.ASSISTANT,
+                status=MessageStatus.STREAMING,
+                model=target.name,
+            )
+            Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+            conversation.updated_at = timezone.now()
+            notify_user(
+                user_id=user.pk,
+                event="conversation.created" if created else "conversation.updated",
+                payload=conversation_payload(conversation),
+            )
+    except BaseException:
+        admission_release(admission=admission)
+        raise
+    return PreparedTurn(
+        user_id=user.pk,
+        route=route,
+        request=request,
+        admission=admission,
+        conversation_id=conversation.pk,
+        assistant_message_id=reply.pk,
+        stream_key=stream_key_for(reply.pk),
+        created_conversation=created,
+    )
+
+
+# --- 2. run ----------------------------------------------------------------------------
+
+
+def start_turn(prepared: PreparedTurn) -> None:
+    """Starts the run as a task of this process's event loop; readers subscribe to its stream."""
+    runner.launch(prepared.stream_key, run_turn(prepared))
+
+
+async def start_turn_async(prepared: PreparedTurn) -> None:
+    start_turn(prepared)
+
+
+def stop_turn(*, user: User, message_id: int) -> None:
+    """Stops the turn writing this message: the reply so far is saved as `stopped`."""
+    message = selectors.message_get(user=user, message_id=message_id)
+    if message.status != MessageStatus.STREAMING:
+        raise ApiError("This reply is not being written.", code="not_streaming", status_code=409)
+    runner.stop(stream_key_for(message.pk))
+
+
+async def run_turn(prepared: PreparedTurn) -> None:
+    key = prepared.stream_key
+    outcome = TurnOutcome(target=prepared.route.primary)
+    hub.publish(
+        key,
+        "start",
+        {
+            "conversation_id": prepared.conversation_id,
+            "message_id": prepared.assistant_message_id,
+            "model": outcome.target.name,
+        },
+    )
+    try:
+        async for event in stream_chat(prepared.route, prepared.request):
+            if isinstance(event, TextDelta):
+                if outcome.first_token_at is None:
+                    outcome.first_token_at = time.monotonic()
+                outcome.text.append(event.text)
+                hub.publish(key, "delta", {"content": event.text})
+            elif isinstance(event, Usage):
+                outcome.usage = event
+            elif isinstance(event, Finish):
+                outcome.finish_reason = event.reason
+            elif isinstance(event, Served):
+                outcome.target = event.target
+                outcome.cached = event.cached
+        outcome.status = MessageStatus.COMPLETE
+    except LLMError as exc:
+        logger.warning("Turn %s failed upstream: %s %s", key, exc.code, exc.message)
+        outcome.status, outcome.error = MessageStatus.FAILED, exc
+    except asyncio.CancelledError:
+        outcome.status = MessageStatus.STOPPED
+        await _finish(prepared, outcome)
+        raise
+    except Exception:
+        logger.exception("Turn %s failed", key)
+        outcome.status = MessageStatus.FAILED
+        outcome.error = LLMError("upstream_error", "The reply failed unexpectedly.")
+    await _finish(prepared, outcome)
+
+
+async def _finish(prepared: PreparedTurn, outcome: TurnOutcome) -> None:
+    usage = _final_usage(prepared, outcome)
+    try:
+        await in_thread(turn_finish)(prepared=prepared, outcome=outcome, usage=usage)
+    except Exception:
+        logger.exception("Could not save the outcome of turn %s", prepared.stream_key)
+    finally:
+        _publish_end(prepared, outcome, usage)
+
+
+def _final_usage(prepared: PreparedTurn, outcome: TurnOutcome) -> Usage:
+    """The provider's count when it sent one; else what was generated, estimated."""
+    if outcome.usage is not None and outcome.status == MessageStatus.COMPLETE:
+        return outcome.usage
+    text = "".join(outcome.text)
+    input_tokens = outcome.usage.input_tokens if outcome.usage else estimate_request_tokens(prepared.request)
+    if outcome.usage is not None and outcome.usage.output_tokens:
+        return replace(outcome.usage, input_tokens=input_tokens)
+    return Usage(
+        input_tokens=input_tokens, output_tokens=estimate_tokens(text) if text else 0, estimated=True
+    )
+
+
+def _publish_end(prepared: PreparedTurn, outcome: TurnOutcome, usage: Usage) -> None:
+    key = prepared.stream_key
+    usage_data = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+    if outcome.status == MessageStatus.FAILED and outcome.error is not None:
+        hub.publish(
+            key,
+            "error",
+            {
+                "message_id": prepared.assistant_message_id,
+                "error": {"code": outcome.error.code, "message": outcome.error.message},
+                "usage": usage_data,
+            },
+        )
+    else:
+        hub.publish(
+            key,
+            "done",
+            {
+                "message_id": prepared.assistant_message_id,
+                "finish_reason": "stopped"
+                if outcome.status == MessageStatus.STOPPED
+                else outcome.finish_reason or "stop",
+                "usage": usage_data,
+            },
+        )
+    asyncio.get_running_loop().call_later(settings.STREAM_BUFFER_SECONDS, hub.close, key)
+
+
+# --- 3. finish -------------------------------------------------------------------------
+
+
+def turn_finish(*, prepared: PreparedTurn, outcome: TurnOutcome, usage: Usage) -> None:
+    """Saves the reply and its usage in one transaction, and settles the reservation."""
+    now = time.monotonic()
+    with transaction.atomic():
+        if prepared.assistant_message_id is not None:
+            Message.objects.filter(pk=prepared.assistant_message_id).update(
+                content="".join(outcome.text),
+                status=outcome.status,
+                model=outcome.target.name,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                error_code=outcome.error.code if outcome.error else "",
+            )
+        usage_record_create(
+            admission=prepared.admission,
+            target=outcome.target,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            estimated=usage.estimated,
+            cached=outcome.cached,
+            outcome=str(outcome.status),
+            latency_ms=int((now - outcome.started) * 1000),
+            ttft_ms=int((outcome.first_token_at - outcome.started) * 1000)
+            if outcome.first_token_at
+            else None,
+        )
+        if prepared.conversation_id is not None:
+            Conversation.objects.filter(pk=prepared.conversation_id).update(updated_at=timezone.now())
