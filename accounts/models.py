@@ -1,4 +1,4 @@
-"""Users (email login) and their API keys."""
+"""Users (email login), their roles and API keys, and the audit trail."""
 
 from __future__ import annotations
 
@@ -9,6 +9,17 @@ from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+
+
+class Role(models.TextChoices):
+    """A role is a Django group of the same name carrying its permissions (migration 0003)."""
+
+    ADMIN = "admin", "Admin"
+    USER = "user", "User"
+
+
+# The permission the admin role carries and the API's admin endpoints require (accounts.permissions).
+ADMIN_PERMISSION = "accounts.administer"
 
 
 def normalize_email(email: str) -> str:
@@ -54,6 +65,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     class Meta:
         ordering = ("-created_at",)
         constraints = (models.UniqueConstraint(Lower("email"), name="accounts_user_email_ci_unique"),)
+        permissions = (("administer", "Can administer Nexus (the admin role)"),)
 
     def __str__(self) -> str:
         return self.email
@@ -93,3 +105,37 @@ class ApiKey(models.Model):
     def is_usable(self, now: Any = None) -> bool:
         now = now or timezone.now()
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class AuditEvent(models.Model):
+    """Who did what to what, from where: append-only.
+
+    The actor's email is kept in `metadata` as well, so an event still names its actor after
+    the account is deleted (the foreign key then becomes null). Secrets are never recorded:
+    an API key appears by its prefix only.
+    """
+
+    actor = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="audit_events"
+    )
+    action = models.CharField(max_length=64, db_index=True)
+    target = models.CharField(max_length=255, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = (models.Index(fields=("actor", "-created_at"), name="accounts_audit_actor_time"),)
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target}".strip()
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise ValueError("Audit events are append-only: an event is never changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise ValueError("Audit events are append-only: an event is never deleted.")
