@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
 from accounts.services import api_key_create
 from chats.models import Conversation, Message
 from chats.services import conversation_update
 from chats.tests.conftest import bearer
-from nexus.asgi import application
+from chats.routing import websocket_urlpatterns
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+application = URLRouter(websocket_urlpatterns)
 
 
 def connect_as(token: str) -> WebsocketCommunicator:
