@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.core.validators import MinValueValidator
+from django.core.validators import MinValueValidator, URLValidator
 from django.db import models
+from django.db.models import JSONField
 from django.utils import timezone
 
 
@@ -22,11 +23,17 @@ class ProviderKind(models.TextChoices):
 class Provider(models.Model):
     name = models.CharField(max_length=64, unique=True)
     kind = models.CharField(max_length=32, choices=ProviderKind.choices)
-    base_url = models.URLField(max_length=500, blank=True, help_text="Empty: the SDK's default.")
+    base_url = models.URLField(
+        max_length=500,
+        blank=True,
+        validators=[URLValidator(schemes=("http", "https"))],
+        help_text="Empty: the SDK's default.",
+    )
     # Fernet-encrypted; write-only everywhere (see llm.crypto).
     api_key_encrypted = models.TextField(blank=True, editable=False)
     api_version = models.CharField(max_length=32, blank=True, help_text="Azure OpenAI only.")
-    extra_headers = models.JSONField(default=dict, blank=True)
+    # JSONField by its own name: inside this class, `models` is also the reverse relation to Model.
+    extra_headers = JSONField(default=dict, blank=True)
     connect_timeout = models.FloatField(default=10.0, validators=[MinValueValidator(0.1)])
     first_token_timeout = models.FloatField(default=60.0, validators=[MinValueValidator(0.1)])
     idle_timeout = models.FloatField(

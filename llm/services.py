@@ -20,11 +20,16 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import transaction
 
+from llm import crypto
+from llm.models import Model, ModelFallback, Provider
 from llm.providers import adapter_for
 from llm.providers.base import AdapterEvent, Params, timeout_error
 from llm.tokens import estimate_request_tokens, estimate_tokens
 from llm.types import (
+    ChatMessage,
     ChatRequest,
     Finish,
     LLMError,
@@ -35,6 +40,7 @@ from llm.types import (
     TextDelta,
     Usage,
 )
+from nexus.lib.errors import ApiError
 
 logger = logging.getLogger(__name__)
 
@@ -233,3 +239,95 @@ def _replay(target: ModelTarget, cached: dict[str, Any]) -> list[StreamEvent]:
     )
     events.append(Finish(str(cached.get("finish", "stop"))))
     return events
+
+
+# --- The catalog ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def provider_create(*, name: str, kind: str, api_key: str = "", **fields: Any) -> Provider:
+    provider = Provider(name=name, kind=kind, api_key_encrypted=crypto.encrypt(api_key), **fields)
+    _validate(provider)
+    provider.save()
+    return provider
+
+
+@transaction.atomic
+def provider_update(*, provider: Provider, api_key: str | None = None, **fields: Any) -> Provider:
+    """Change a provider; `api_key=None` keeps the key, "" removes it."""
+    for name, value in fields.items():
+        setattr(provider, name, value)
+    if api_key is not None:
+        provider.api_key_encrypted = crypto.encrypt(api_key)
+    _validate(provider)
+    provider.save()
+    return provider
+
+
+def _validate(instance: Provider | Model) -> None:
+    """The model's own validation (prices, URLs, choices, uniqueness) as a 400 with fields."""
+    try:
+        instance.full_clean()
+    except ValidationError as exc:
+        fields = exc.message_dict
+        message = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in fields.items())
+        raise ApiError(message, code="invalid", param=next(iter(fields), None), fields=fields) from None
+
+
+def provider_delete(*, provider: Provider) -> None:
+    """Delete a provider and its models (usage records keep their history, without the link)."""
+    provider.delete()
+
+
+@transaction.atomic
+def model_create(
+    *, name: str, provider: Provider, fallbacks: list[str] | None = None, **fields: Any
+) -> Model:
+    model = Model(name=name, provider=provider, **fields)
+    _validate(model)
+    model.save()
+    if fallbacks:
+        model_set_fallbacks(model=model, names=fallbacks)
+    return model
+
+
+@transaction.atomic
+def model_update(*, model: Model, fallbacks: list[str] | None = None, **fields: Any) -> Model:
+    """Change a model; `fallbacks`, when given, replaces the whole ordered list."""
+    for name, value in fields.items():
+        setattr(model, name, value)
+    _validate(model)
+    model.save()
+    if fallbacks is not None:
+        model_set_fallbacks(model=model, names=fallbacks)
+    return model
+
+
+def model_delete(*, model: Model) -> None:
+    model.delete()
+
+
+@transaction.atomic
+def model_set_fallbacks(*, model: Model, names: list[str]) -> None:
+    """Make `names` (other models) the model's fallbacks, tried in this order."""
+    by_name = {other.name: other for other in Model.objects.filter(name__in=names).exclude(pk=model.pk)}
+    missing = [name for name in names if name not in by_name]
+    if missing:
+        message = f"No such models: {', '.join(missing)}."
+        raise ApiError(message, code="invalid", param="fallbacks", fields={"fallbacks": [message]})
+    ModelFallback.objects.filter(model=model).delete()
+    ModelFallback.objects.bulk_create(
+        ModelFallback(model=model, fallback=by_name[name], position=position)
+        for position, name in enumerate(names)
+    )
+
+
+async def provider_test_connection(*, target: ModelTarget) -> float:
+    """Ask `target` for a one-token reply; the seconds it took, or LLMError."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    request = ChatRequest(messages=(ChatMessage(role="user", content="Say OK."),), max_tokens=1)
+    async with contextlib.aclosing(stream_chat(Route(primary=target), request)) as events:
+        async for _event in events:
+            pass
+    return loop.time() - started

@@ -55,6 +55,10 @@ class Protocol:
     def opening(self, body: dict[str, Any], usage: tuple[int, int] | None) -> list[str]:
         return []
 
+    def error_event(self) -> str:
+        """An error reported inside a stream that began well: the provider is overloaded."""
+        raise NotImplementedError
+
     def delta(self, body: dict[str, Any], token: str, index: int, usage: tuple[int, int] | None) -> str:
         raise NotImplementedError
 
@@ -164,6 +168,14 @@ class OpenAIProtocol(Protocol):
             body, [{"index": 0, "delta": {"content": token}, "logprobs": None, "finish_reason": None}]
         )
 
+    def error_event(self) -> str:
+        error = {
+            "message": "The server is overloaded. Please try again.",
+            "type": "server_error",
+            "code": None,
+        }
+        return _sse({"error": error})
+
     def closing(self, body: dict[str, Any], usage: tuple[int, int] | None, finish: str) -> list[str]:
         events = [self._chunk(body, [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}])]
         options = body.get("stream_options") or {}
@@ -235,6 +247,11 @@ class AnthropicProtocol(Protocol):
             _sse(block, "content_block_start"),
             _sse({"type": "ping"}, "ping"),
         ]
+
+    def error_event(self) -> str:
+        return _sse(
+            {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}, "error"
+        )
 
     def delta(self, body: dict[str, Any], token: str, index: int, usage: tuple[int, int] | None) -> str:
         delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": token}}
@@ -340,6 +357,14 @@ class GeminiProtocol(Protocol):
         return (
             "data: " + json.dumps(self._response(body, token, self._usage(usage, final=False))) + "\r\n\r\n"
         )
+
+    def error_event(self) -> str:
+        error = {
+            "code": 503,
+            "message": "The model is overloaded. Please try again later.",
+            "status": "UNAVAILABLE",
+        }
+        return "data: " + json.dumps({"error": error}) + "\r\n\r\n"
 
     def closing(self, body: dict[str, Any], usage: tuple[int, int] | None, finish: str) -> list[str]:
         final = self._response(body, "", self._usage(usage, final=True), self._finish(finish))

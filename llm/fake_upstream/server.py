@@ -52,6 +52,7 @@ class Knobs:
     context_length: bool = False  # with error_status 400: a context-length error
     fail_times: int | None = None  # only the first N requests (per model) fail; None: all of them
     cut_after: int | None = None  # close the connection after N tokens, mid-stream
+    stream_error_after: int | None = None  # after N tokens, an "overloaded" error event ends the stream
     omit_usage: bool = False  # send no token usage
     finish_reason: str = "stop"  # "stop" or "length"
     api_key: str | None = None  # when set, any other key is refused (401, or Gemini's 400)
@@ -74,7 +75,7 @@ class Knobs:
         return re.findall(r"\s*\S+|\s+$", self.reply)
 
 
-_NUMBERS = {"tokens": int, "fail_times": int, "cut_after": int, "error_status": int}
+_NUMBERS = {"tokens", "fail_times", "cut_after", "stream_error_after", "error_status"}
 _FLOATS = {"token_delay", "first_token_delay", "retry_after"}
 _BOOLS = {"context_length", "omit_usage"}
 
@@ -377,6 +378,11 @@ class FakeUpstream:
             for index, token in enumerate(tokens):
                 if knobs.cut_after is not None and index >= knobs.cut_after:
                     exchange.cut()
+                    return
+                if knobs.stream_error_after is not None and index >= knobs.stream_error_after:
+                    record["stream_error"] = True
+                    await exchange.send_chunk(protocol.error_event())
+                    await exchange.end_stream()
                     return
                 delay = knobs.first_token_delay if index == 0 else knobs.token_delay
                 if not await exchange.pause(delay):

@@ -26,6 +26,18 @@ from llm.providers.base import (
 )
 from llm.types import ChatRequest, Finish, LLMError, ModelTarget, ProviderConfig, TextDelta, Usage
 
+# Anthropic's error types and the statuses they come with outside a stream.
+_ERROR_STATUSES = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "overloaded_error": 529,
+}
+
 
 def client_for(provider: ProviderConfig) -> anthropic.AsyncAnthropic:
     """An SDK client for one call; the SDK's own retries are off (the router retries)."""
@@ -97,11 +109,13 @@ async def stream(
 def error_for(target: ModelTarget, exc: anthropic.APIError) -> LLMError:
     """The LLMError for an SDK exception; its message never holds the key."""
     if isinstance(exc, anthropic.APIStatusError):
+        status = exc.status_code
+        if status < 400:
+            # An `error` event inside a stream that opened with 200: its type says what happened.
+            kind = exc.body.get("error", {}).get("type") if isinstance(exc.body, dict) else None
+            status = _ERROR_STATUSES.get(str(kind), 500)
         return status_error(
-            target,
-            exc.status_code,
-            _upstream_message(exc),
-            retry_after=retry_after_seconds(exc.response.headers),
+            target, status, _upstream_message(exc), retry_after=retry_after_seconds(exc.response.headers)
         )
     if isinstance(exc, anthropic.APITimeoutError):
         return timeout_error(target, "the connection or a read took too long")
