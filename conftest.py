@@ -6,11 +6,12 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -78,12 +79,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+def wait_for_port(port: int, process: subprocess.Popen[bytes], log: IO[bytes], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            output = process.stdout.read().decode() if process.stdout else ""
-            raise RuntimeError(f"the server exited early:\n{output}")
+            log.seek(0)
+            raise RuntimeError(f"the server exited early:\n{log.read().decode(errors='replace')}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
@@ -102,16 +103,16 @@ class LiveServer:
         return httpx.Client(base_url=self.url, timeout=10, **kwargs)
 
 
-@pytest.fixture
-def start_server() -> Iterator[Callable[..., LiveServer]]:
-    """Starts daphne processes serving Nexus; environment overrides as keyword arguments.
+class ServerProcesses:
+    """daphne processes serving Nexus on the test database; environment overrides per process.
 
-    The servers use the test database; tests that need them to see data use
-    `transactional_db` so that what they write is committed.
+    Their output goes to a temporary file (a pipe nobody reads would fill and block them).
     """
-    processes: list[subprocess.Popen[bytes]] = []
 
-    def start(**env_overrides: str) -> LiveServer:
+    def __init__(self) -> None:
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, **env_overrides: str) -> LiveServer:
         from django.db import connection
 
         database = connection.settings_dict
@@ -122,25 +123,42 @@ def start_server() -> Iterator[Callable[..., LiveServer]]:
         )
         env.update(env_overrides)
         port = free_port()
+        log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the process)
         process = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "nexus.asgi:application"],
             cwd=ROOT,
             env=env,
-            stdout=subprocess.PIPE,
+            stdout=log,
             stderr=subprocess.STDOUT,
         )
-        processes.append(process)
-        wait_for_port(port, process)
+        self.processes.append(process)
+        wait_for_port(port, process, log)
         return LiveServer(port, process)
 
-    yield start
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def start_server() -> Iterator[Callable[..., LiveServer]]:
+    """Starts daphne processes for one test. They see what tests commit (`transactional_db`)."""
+    servers = ServerProcesses()
+    yield servers.start
+    servers.stop()
+
+
+@pytest.fixture(scope="module")
+def module_server(django_db_setup: None) -> Iterator[LiveServer]:
+    """One daphne process shared by the tests of a module (starting one costs about a second)."""
+    servers = ServerProcesses()
+    yield servers.start()
+    servers.stop()
 
 
 # --- The fake LLM upstream (llm/fake_upstream) ---------------------------------------------
@@ -225,13 +243,14 @@ class FakeUpstream:
 @pytest.fixture(scope="session")
 def _fake_upstream_server() -> Iterator[str]:
     port = free_port()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the process)
     process = subprocess.Popen(
         [sys.executable, "-m", "llm.fake_upstream", "--port", str(port)],
         cwd=ROOT,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
-    wait_for_port(port, process)
+    wait_for_port(port, process, log)
     yield f"http://127.0.0.1:{port}"
     process.terminate()
     try:

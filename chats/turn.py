@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, ParamSpec, TypeVar
@@ -161,6 +162,76 @@ def _history(conversation: Conversation | None) -> list[Message]:
     ]
 
 
+def _admit(*, user: User, api_key: ApiKey | None, target: ModelTarget, request: ChatRequest) -> Admission:
+    """Rate limit and quota: the most this request can cost is reserved before any upstream call."""
+    return admission_reserve(
+        user=user,
+        api_key=api_key,
+        target=target,
+        input_tokens=estimate_request_tokens(request),
+        max_output_tokens=request.max_tokens or target.max_output_tokens,
+    )
+
+
+def turn_prepare_gateway(
+    *, user: User, api_key: ApiKey | None, model: str, request: ChatRequest, save: bool = False
+) -> PreparedTurn:
+    """A turn of the OpenAI-compatible gateway: the client sends the whole context.
+
+    Nothing is saved but the usage, unless `save`: then the exchange becomes a new
+    conversation of the caller, its reply saved like any other.
+    """
+    route = _route(model)
+    target = route.primary
+    request = replace(
+        request, max_tokens=min(request.max_tokens or target.max_output_tokens, target.max_output_tokens)
+    )
+    admission = _admit(user=user, api_key=api_key, target=target, request=request)
+    if not save:
+        return PreparedTurn(
+            user_id=user.pk,
+            route=route,
+            request=request,
+            admission=admission,
+            stream_key=f"gateway:{uuid.uuid4().hex}",
+        )
+    first_user_text = next((m.content for m in request.messages if m.role == MessageRole.USER), "")
+    try:
+        with transaction.atomic():
+            conversation = Conversation.objects.create(
+                owner=user,
+                title=title_from_message(first_user_text),
+                model=model,
+                system_prompt=request.system,
+            )
+            Message.objects.bulk_create(
+                Message(conversation=conversation, role=message.role, content=message.content)
+                for message in request.messages
+            )
+            reply = Message.objects.create(
+                conversation=conversation,
+                role=MessageRole.ASSISTANT,
+                status=MessageStatus.STREAMING,
+                model=target.name,
+            )
+            notify_user(
+                user_id=user.pk, event="conversation.created", payload=conversation_payload(conversation)
+            )
+    except BaseException:
+        admission_release(admission=admission)
+        raise
+    return PreparedTurn(
+        user_id=user.pk,
+        route=route,
+        request=request,
+        admission=admission,
+        conversation_id=conversation.pk,
+        assistant_message_id=reply.pk,
+        stream_key=stream_key_for(reply.pk),
+        created_conversation=True,
+    )
+
+
 def turn_prepare(
     *,
     user: User,
@@ -229,13 +300,7 @@ def turn_prepare(
         top_p=parameters.get("top_p"),
         max_tokens=max_tokens,
     )
-    admission = admission_reserve(
-        user=user,
-        api_key=api_key,
-        target=target,
-        input_tokens=estimate_request_tokens(request),
-        max_output_tokens=max_tokens,
-    )
+    admission = _admit(user=user, api_key=api_key, target=target, request=request)
     try:
         with transaction.atomic():
             created = conversation is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from chats import views
+from chats import gateway, views
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("chat/send", views.SendView.as_view(), name="chat-send"),
@@ -38,4 +38,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("chat/templates", views.TemplateListView.as_view(), name="chat-templates"),
     path("chat/templates/<int:template_id>", views.TemplateDetailView.as_view(), name="chat-template"),
     path("chat/shared/<str:token>", views.SharedConversationView.as_view(), name="chat-shared"),
+    path("v1/models", gateway.ModelsView.as_view(), name="v1-models"),
+    path("v1/chat/completions", gateway.ChatCompletionsView.as_view(), name="v1-chat-completions"),
 ]

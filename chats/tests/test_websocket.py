@@ -9,9 +9,9 @@ from channels.testing import WebsocketCommunicator
 
 from accounts.services import api_key_create
 from chats.models import Conversation, Message
+from chats.routing import websocket_urlpatterns
 from chats.services import conversation_update
 from chats.tests.conftest import bearer
-from chats.routing import websocket_urlpatterns
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
