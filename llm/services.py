@@ -53,10 +53,12 @@ _REPLAY_PIECES = re.compile(r"\s*\S+\s*|\s+")
 async def stream_chat(route: Route, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
     """Stream a reply: Served, then TextDelta..., then one Usage, then Finish.
 
-    Raises LLMError. Before the first token, failures are retried (connection errors, 429,
-    5xx) and then the fallbacks are tried; after it, a failure is raised at once and the
-    caller keeps what it received. Closing the stream (or cancelling its consumer) closes
-    the upstream connection.
+    Served comes once the answering provider's stream has produced its first chunk (or at
+    once, for a cache hit), so no retry or fallback ever follows it. Raises LLMError. Before
+    the first token, failures are retried with backoff (connection errors, 429, 5xx), then
+    the fallbacks are tried in order; after it, a failure is raised at once and the caller
+    keeps what it received. Closing the stream (`aclose()`, or `contextlib.aclosing`) or
+    cancelling its consumer closes the upstream connection.
     """
     primary = route.primary
     cache_key = _cache_key(primary, request)
@@ -161,7 +163,8 @@ async def _timed(
                 return
             except TimeoutError:
                 if scope.expired():
-                    raise timeout_error(target, waiting_for) from None
+                    # Not retried on this provider: that would multiply the wait. Fallbacks still run.
+                    raise timeout_error(target, waiting_for, retryable=False) from None
                 raise
             started = started or isinstance(event, TextDelta)
             yield event

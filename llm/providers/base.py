@@ -150,11 +150,12 @@ def connection_error(target: ModelTarget, exc: BaseException) -> LLMError:
     )
 
 
-def timeout_error(target: ModelTarget, what: str) -> LLMError:
+def timeout_error(target: ModelTarget, what: str, *, retryable: bool = True) -> LLMError:
+    """A timeout; the SDK's own (connecting, reading) are retried, the router's are not."""
     return LLMError(
         "upstream_timeout",
         f"{target.provider.name} ({target.upstream_name}) timed out: {what}.",
-        retryable=True,
+        retryable=retryable,
     )
 
 

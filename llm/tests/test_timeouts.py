@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from llm.models import ModelFallback
 from llm.tests.conftest import run
 from llm.types import Served
 
@@ -57,3 +58,22 @@ def test_a_timed_out_upstream_is_disconnected(fake_upstream):
 
     [request] = fake_upstream.wait_for(lambda requests: requests[0]["closed_by_client"])
     assert request["closed_by_client"]
+
+
+def test_a_slow_first_token_is_not_retried_but_falls_back(fake_upstream):
+    primary = fake_upstream.make_model(
+        kind="openai",
+        name="slow",
+        provider_fields={
+            "first_token_timeout": 0.3,
+            "max_retries": 3,
+            "extra_headers": {"x-fake-first-token-delay": "5"},
+        },
+    )
+    backup = fake_upstream.make_model(kind="anthropic", name="backup")
+    ModelFallback.objects.create(model=primary, fallback=backup)
+
+    outcome = run("slow")
+
+    assert outcome.error is None
+    assert [request["model"] for request in fake_upstream.requests()] == ["slow", "backup"]
