@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import tempfile
 
 import anthropic
 import httpx
@@ -91,16 +92,14 @@ def test_it_records_path_query_headers_and_body(fake_upstream):
 @pytest.mark.parametrize("command", [["-m", "llm.fake_upstream"], ["manage.py", "fake_upstream"]])
 def test_it_runs_on_its_own_on_the_port_given(command):
     port = free_port()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
-        [sys.executable, *command, "--port", str(port)],
-        cwd=ROOT,
-        env=os.environ,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        [sys.executable, *command, "--port", str(port)], cwd=ROOT, env=os.environ, stdout=log, stderr=log
     )
     try:
-        wait_for_port(port, process)
+        wait_for_port(port, process, log)
         assert httpx.get(f"http://127.0.0.1:{port}/_health").json() == {"status": "ok"}
     finally:
         process.terminate()
         process.wait(timeout=10)
+        log.close()
