@@ -23,7 +23,8 @@ def test_the_streamed_text_is_what_the_upstream_sent(fake_upstream, kind):
     assert outcome.events[0].attempts == 1
     assert outcome.events[-1] == Finish("stop")
     [received] = fake_upstream.requests()
-    assert received["protocol"] == ("azure_openai" if kind == "azure_openai" else received["protocol"])
+    protocols = {"azure_openai": "azure_openai", "anthropic": "anthropic", "gemini": "gemini"}
+    assert received["protocol"] == protocols.get(kind, "openai")
     assert received["stream"] is True
 
 
