@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from accounts.models import ADMIN_PERMISSION
+from nexus.lib import runtime
 
 
 class IsAdmin(BasePermission):
@@ -30,10 +30,10 @@ class IsAdmin(BasePermission):
 
 
 class RegistrationOpen(BasePermission):
-    """Closed by REGISTRATION_OPEN=false: then 403, whatever was sent."""
+    """Closed by the runtime setting (default: REGISTRATION_OPEN): then 403, whatever was sent."""
 
     message = "Registration is closed on this server."
     code = "registration_closed"
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        return bool(settings.REGISTRATION_OPEN)
+        return runtime.registration_open()

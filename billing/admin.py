@@ -26,7 +26,15 @@ from django.template.response import TemplateResponse
 from accounts import admin as accounts_admin
 from accounts.models import User
 from billing import charts, periods, selectors
-from billing.models import ApiKeyQuota, DailyUsage, QuotaCounter, UsageDashboard, UsageRecord, UserQuota
+from billing.models import (
+    ApiKeyQuota,
+    DailyUsage,
+    QuotaCounter,
+    Reservation,
+    UsageDashboard,
+    UsageRecord,
+    UserQuota,
+)
 from billing.money import ZERO
 from billing.permissions import VIEW_USAGE
 
@@ -224,6 +232,62 @@ class QuotaCounterAdmin(admin.ModelAdmin[QuotaCounter]):
 
     def has_delete_permission(self, request: HttpRequest, obj: QuotaCounter | None = None) -> bool:
         return False
+
+
+@admin.register(UserQuota)
+class UserQuotaAdmin(admin.ModelAdmin[UserQuota]):
+    """The users with limits of their own (edited on each user's page too)."""
+
+    list_display = ("user", "monthly_budget", "monthly_tokens", "calls_per_minute")
+    list_select_related = ("user",)
+    raw_id_fields = ("user",)
+    search_fields = ("user__email",)
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin[Any]):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Reservation)
+class ReservationAdmin(_ReadOnlyAdmin):
+    """Budget held by calls still running; one older than an hour belongs to a dead process
+    (`manage.py release_stale_reservations`)."""
+
+    list_display = ("created_at", "user", "api_key", "month", "amount", "tokens")
+    list_filter = ("month", "created_at")
+    list_select_related = ("user", "api_key")
+    search_fields = ("user__email", "api_key__prefix")
+    ordering = ("created_at",)
+
+
+@admin.register(DailyUsage)
+class DailyUsageAdmin(_ReadOnlyAdmin):
+    """The daily rollup every statistic reads: per day, user, API key and model."""
+
+    list_display = (
+        "day",
+        "user",
+        "model_name",
+        "provider_name",
+        "api_key_ref",
+        "calls",
+        "calls_failed",
+        "input_tokens",
+        "output_tokens",
+        "cost",
+    )
+    list_filter = ("day", ProviderNameFilter, ModelNameFilter)
+    list_select_related = ("user",)
+    search_fields = ("user__email", "model_name")
+    date_hierarchy = "day"
+    ordering = ("-day", "-cost")
 
 
 # --- the dashboard ------------------------------------------------------------------------

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from llm.types import ModelTarget
+from nexus.lib import runtime
 
 COST_PLACES = 10
 _QUANTUM = Decimal(1).scaleb(-COST_PLACES)
@@ -47,5 +47,9 @@ def parse_budget(value: object, *, name: str = "DEFAULT_MONTHLY_BUDGET") -> Deci
 
 
 def default_monthly_budget() -> Decimal:
-    """settings.DEFAULT_MONTHLY_BUDGET as a Decimal (checked at start by BillingConfig.ready)."""
-    return parse_budget(settings.DEFAULT_MONTHLY_BUDGET)
+    """The runtime setting, by default settings.DEFAULT_MONTHLY_BUDGET, as a Decimal.
+
+    The environment's value is checked at start by BillingConfig.ready (before the app
+    registry is ready, the runtime settings are the environment's).
+    """
+    return parse_budget(runtime.default_monthly_budget())

@@ -12,7 +12,6 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from django.conf import settings
 from django.db.models import Count, Max, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
@@ -20,6 +19,7 @@ from accounts.models import ApiKey, User
 from billing import periods
 from billing.models import ApiKeyQuota, DailyUsage, QuotaCounter, UserQuota
 from billing.money import ZERO, default_monthly_budget
+from nexus.lib import runtime
 
 GroupBy = Literal["day", "model", "key"]
 GROUP_BY_CHOICES: tuple[GroupBy, ...] = ("day", "model", "key")
@@ -45,7 +45,7 @@ def user_limits(*, user_id: int) -> Limits:
     return Limits(
         monthly_budget=budget,
         monthly_tokens=quota.monthly_tokens if quota else None,
-        calls_per_minute=calls if calls is not None else int(settings.AI_CALLS_PER_MINUTE),
+        calls_per_minute=calls if calls is not None else runtime.ai_calls_per_minute(),
     )
 
 

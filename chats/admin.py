@@ -56,3 +56,42 @@ class TemplateAdmin(admin.ModelAdmin[Template]):
     search_fields = ("name", "description", "owner__email")
     list_select_related = ("owner",)
     raw_id_fields = ("owner",)
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin[Message]):
+    """Every message, searchable; never edited here, as a record of what was said."""
+
+    list_display = (
+        "id",
+        "conversation",
+        "role",
+        "status",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "created_at",
+    )
+    list_filter = ("role", "status", "model", "created_at")
+    list_select_related = ("conversation",)
+    search_fields = ("content", "conversation__title", "conversation__owner__email")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    readonly_fields = (
+        "conversation",
+        "role",
+        "status",
+        "model",
+        "content",
+        "input_tokens",
+        "output_tokens",
+        "error_code",
+        "created_at",
+        "edited_at",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
+        return False

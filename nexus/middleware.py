@@ -1,4 +1,5 @@
-"""Project-wide middleware: request ids, and the error shape for everything DRF does not own.
+"""Project-wide middleware: request ids, request metrics and the access log, and the error
+shape for everything DRF does not own.
 
 Both work sync and async, so an ASGI request never pays for a thread hop here, and
 neither reads a streaming response.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,11 +17,14 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.exceptions import BadRequest, PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponseBase, JsonResponse
+from django.utils.functional import SimpleLazyObject, empty
 
+from nexus.lib import metrics
 from nexus.lib.errors import error_body, error_response
 from nexus.lib.logging import request_id_var
 
 logger = logging.getLogger("nexus.errors")
+access_logger = logging.getLogger("nexus.http")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Paths that serve HTML to people, where Django's own error pages are the right answer.
@@ -68,6 +73,57 @@ class RequestIdMiddleware(HybridMiddleware):
 
     def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         response["X-Request-ID"] = getattr(request, "request_id", request_id_var.get())
+        return response
+
+
+def _route(request: HttpRequest) -> str:
+    """The URL pattern that answered (`chat/messages/<int:message_id>`), never the raw path:
+    paths carry ids and share tokens, and one label per id would swamp the metrics."""
+    match = getattr(request, "resolver_match", None)
+    return f"/{match.route}" if match is not None and match.route is not None else "unmatched"
+
+
+def _user_id(request: HttpRequest) -> int | None:
+    """The signed-in user's id, without ever loading one (no query in the event loop)."""
+    user = request.__dict__.get("user")
+    if isinstance(user, SimpleLazyObject):
+        user = user._wrapped  # type: ignore[attr-defined]  # Django's LazyObject internals
+        if user is empty:
+            return None
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return getattr(user, "pk", None)
+
+
+class RequestMetricsMiddleware(HybridMiddleware):
+    """Counts and times every request by route and status, and logs one line for it.
+
+    The time is to the response's headers: a stream's own length is the AI call's, which
+    the turn measures. The line names the route, not the path, and never a body.
+    """
+
+    def before(self, request: HttpRequest) -> None:
+        request._nexus_started = time.monotonic()  # type: ignore[attr-defined]
+
+    def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        seconds = time.monotonic() - getattr(request, "_nexus_started", time.monotonic())
+        route = _route(request)
+        metrics.http_request_observed(
+            method=request.method or "", route=route, status=response.status_code, seconds=seconds
+        )
+        access_logger.info(
+            "%s %s %s",
+            request.method,
+            route,
+            response.status_code,
+            extra={
+                "method": request.method,
+                "route": route,
+                "status": response.status_code,
+                "duration_ms": round(seconds * 1000, 1),
+                "user_id": _user_id(request),
+            },
+        )
         return response
 
 

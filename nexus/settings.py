@@ -78,6 +78,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "nexus.middleware.RequestIdMiddleware",
+    "nexus.middleware.RequestMetricsMiddleware",
     "nexus.middleware.ErrorEnvelopeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -272,8 +273,14 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", "false")
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", "false" if DEBUG else "true")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", "0", minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", "false")
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", "false")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# --- Observability ---------------------------------------------------------------------
+# /metrics (Prometheus text format) answers 404 until this is set, then wants it as a bearer token.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 # --- Logging ---------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")).upper()

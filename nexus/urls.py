@@ -7,7 +7,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from nexus import views
+from nexus import api, views
 
 admin.site.site_header = "Nexus administration"
 admin.site.site_title = "Nexus"
@@ -15,6 +15,8 @@ admin.site.index_title = "Operator's console"
 
 urlpatterns = [
     path("health", views.health, name="health"),
+    path("metrics", views.metrics, name="metrics"),
+    path("system/settings", api.RuntimeSettingsView.as_view(), name="system-settings"),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("admin", RedirectView.as_view(url="/admin/", permanent=False)),

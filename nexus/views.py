@@ -1,14 +1,19 @@
-"""Project-level endpoints: the health check."""
+"""Project-level endpoints: the health check, and the Prometheus metrics."""
 
 from __future__ import annotations
 
+import hmac
 import logging
 import uuid
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
+
+from nexus.lib import metrics as process_metrics
+from nexus.lib.errors import error_response
 
 logger = logging.getLogger(__name__)
 
@@ -42,3 +47,21 @@ def health(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {"status": "ok" if healthy else "error", "checks": checks}, status=200 if healthy else 503
     )
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """This process's metrics (Prometheus text format) for `Authorization: Bearer METRICS_TOKEN`.
+
+    404 while METRICS_TOKEN is unset, as if there were no such page; 401 for a wrong token.
+    """
+    token = str(settings.METRICS_TOKEN)
+    if not token:
+        return error_response(404)
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        response = error_response(401, message="Send the metrics token as `Authorization: Bearer <token>`.")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    body, content_type = process_metrics.exposition()
+    return HttpResponse(body, content_type=content_type)
