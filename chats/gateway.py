@@ -91,9 +91,16 @@ def _number(body: dict[str, Any], name: str, low: float, high: float) -> float |
     return float(value)
 
 
+def _text(value: str, param: str) -> str:
+    # PostgreSQL's text cannot hold NUL: refused here as /chat/send refuses it, not a 500 at save.
+    if "\x00" in value:
+        raise _invalid(param, "Null characters are not allowed.")
+    return value
+
+
 def _content(value: Any, param: str) -> str:
     if isinstance(value, str):
-        return value
+        return _text(value, param)
     if isinstance(value, list):
         texts = []
         for index, part in enumerate(value):
@@ -103,7 +110,7 @@ def _content(value: Any, param: str) -> str:
                 or not isinstance(part.get("text"), str)
             ):
                 raise _invalid(f"{param}[{index}]", "Only text content parts are supported.")
-            texts.append(part["text"])
+            texts.append(_text(part["text"], f"{param}[{index}].text"))
         return "\n".join(texts)
     raise _invalid(param, "content must be a string or a list of text parts.")
 
@@ -140,6 +147,7 @@ def parse_completion_request(body: Any) -> tuple[str, ChatRequest, bool, bool]:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise _invalid("model", "model is required.")
+    _text(model, "model")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _invalid("messages", "messages must be a non-empty list.")
