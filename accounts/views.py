@@ -232,7 +232,10 @@ class UserListView(generics.ListAPIView[User]):
     serializer_class = AdminUserSerializer
 
     def get_queryset(self) -> QuerySet[User]:
-        return selectors.user_list(search=self.request.query_params.get("search", ""))
+        search = self.request.query_params.get("search", "")
+        if "\x00" in search:  # PostgreSQL's text cannot hold it: a 500 otherwise
+            raise serializers.ValidationError({"search": ["Null characters are not allowed."]})
+        return selectors.user_list(search=search)
 
 
 class UserDetailView(APIView):

@@ -50,6 +50,8 @@ def message_get(*, user: User, message_id: int) -> Message:
 
 
 def shared_conversation_get(*, token: str) -> Conversation:
+    if "\x00" in token:  # no token holds one, and PostgreSQL refuses it in a query
+        raise NotFound("This link does not exist or was revoked.")
     try:
         return Conversation.objects.prefetch_related(
             Prefetch("messages", queryset=Message.objects.order_by("id"))

@@ -153,6 +153,8 @@ class ConversationListView(ChatView, generics.ListAPIView[Conversation]):
         archived = params.get("archived")
         if archived not in (None, "true", "false"):
             raise serializers.ValidationError({"archived": ["Use true or false."]})
+        if "\x00" in params.get("q", ""):  # PostgreSQL's text cannot hold it: a 500 otherwise
+            raise serializers.ValidationError({"q": ["Null characters are not allowed."]})
         return selectors.conversation_list(
             user=_user(self.request),
             query=params.get("q", "").strip()[:200],

@@ -71,6 +71,12 @@ def test_the_admin_lists_users_paginated_and_searches_by_email(
     assert [(u["email"], u["role"]) for u in found["results"]] == [("other@corp.example", "admin")]
 
 
+def test_a_user_search_with_a_null_character_is_400_not_a_server_error(client_for, admin):
+    response = client_for(admin).get("/users", {"search": "a\x00b"})
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "search"
+
+
 def test_the_user_list_makes_no_query_per_user(client_for, admin, make_user, django_assert_num_queries):
     client = client_for(admin)
     make_user("one@example.com")

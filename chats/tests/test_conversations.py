@@ -64,6 +64,13 @@ def test_search_finds_titles_and_message_text_once(alice, alice_client):
     assert sorted(item["id"] for item in results) == sorted([by_title.pk, by_text.pk])
 
 
+def test_a_search_with_a_null_character_is_400_not_a_server_error(alice, alice_client):
+    make_conversation(alice, "Kyoto temples")
+    response = alice_client.get("/chat/conversations", {"q": "Kyo\x00to"})
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "q"
+
+
 def test_archived_filter(alice, alice_client):
     make_conversation(alice, "active")
     make_conversation(alice, "old", archived=True)

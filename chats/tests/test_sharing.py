@@ -45,3 +45,7 @@ def test_a_revoked_link_is_gone(alice_client, api_client, conversation):
 
 def test_an_unknown_link_is_404(api_client):
     assert api_client.get("/chat/shared/nope").status_code == 404
+
+
+def test_a_link_with_a_null_character_is_404_not_a_server_error(api_client):
+    assert api_client.get("/chat/shared/no%00pe").status_code == 404
