@@ -57,6 +57,16 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashing() -> Iterator[None]:
+    """Argon2 still, at its smallest cost: the test process hashes hundreds of passwords."""
+    from django.test import override_settings
+
+    hashers = ["nexus.tests.hashers.CheapArgon2PasswordHasher", *settings.PASSWORD_HASHERS]
+    with override_settings(PASSWORD_HASHERS=hashers):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _empty_redis() -> Iterator[None]:
     """Each test starts with an empty Redis database: counters, caches and buffers."""
@@ -79,12 +89,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], log: IO[bytes], timeout: float = 20.0) -> None:
+def wait_for_port(
+    port: int, process: subprocess.Popen[bytes], log: IO[bytes] | None = None, timeout: float = 20.0
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            log.seek(0)
-            raise RuntimeError(f"the server exited early:\n{log.read().decode(errors='replace')}")
+            output = b""
+            if log is not None:
+                log.seek(0)
+                output = log.read()
+            elif process.stdout is not None:
+                output = process.stdout.read()
+            raise RuntimeError(f"the server exited early:\n{output.decode(errors='replace')}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
@@ -154,11 +171,16 @@ def start_server() -> Iterator[Callable[..., LiveServer]]:
 
 
 @pytest.fixture(scope="module")
-def module_server(django_db_setup: None) -> Iterator[LiveServer]:
-    """One daphne process shared by the tests of a module (starting one costs about a second)."""
+def module_servers(django_db_setup: None) -> Iterator[ServerProcesses]:
+    """daphne processes shared by the tests of a module (starting one costs about a second)."""
     servers = ServerProcesses()
-    yield servers.start()
+    yield servers
     servers.stop()
+
+
+@pytest.fixture(scope="module")
+def module_server(module_servers: ServerProcesses) -> LiveServer:
+    return module_servers.start()
 
 
 # --- The fake LLM upstream (llm/fake_upstream) ---------------------------------------------

@@ -40,7 +40,9 @@ from llm.services import stream_chat
 from llm.tokens import estimate_request_tokens, estimate_tokens
 from llm.types import ChatMessage, ChatRequest, Finish, LLMError, ModelTarget, Route, Served, TextDelta, Usage
 from llm.types import UnknownModel as UnknownModelError
+from nexus.lib import metrics, runtime
 from nexus.lib.errors import ApiError
+from nexus.lib.maintenance import maintenance_check
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +116,7 @@ def _model_name(spec: TurnSpec, conversation: Conversation | None, template: Tem
     for candidate in (spec.model, conversation and conversation.model, template and template.model):
         if candidate:
             return candidate
-    return str(settings.DEFAULT_MODEL)
+    return runtime.default_model()
 
 
 def _route(name: str) -> Route:
@@ -181,6 +183,7 @@ def turn_prepare_gateway(
     Nothing is saved but the usage, unless `save`: then the exchange becomes a new
     conversation of the caller, its reply saved like any other.
     """
+    maintenance_check(user=user)
     route = _route(model)
     target = route.primary
     request = replace(
@@ -196,39 +199,19 @@ def turn_prepare_gateway(
             stream_key=f"gateway:{uuid.uuid4().hex}",
         )
     first_user_text = next((m.content for m in request.messages if m.role == MessageRole.USER), "")
-    try:
-        with transaction.atomic():
-            conversation = Conversation.objects.create(
-                owner=user,
-                title=title_from_message(first_user_text),
-                model=model,
-                system_prompt=request.system,
-            )
-            Message.objects.bulk_create(
-                Message(conversation=conversation, role=message.role, content=message.content)
-                for message in request.messages
-            )
-            reply = Message.objects.create(
-                conversation=conversation,
-                role=MessageRole.ASSISTANT,
-                status=MessageStatus.STREAMING,
-                model=target.name,
-            )
-            notify_user(
-                user_id=user.pk, event="conversation.created", payload=conversation_payload(conversation)
-            )
-    except BaseException:
-        admission_release(admission=admission)
-        raise
-    return PreparedTurn(
-        user_id=user.pk,
-        route=route,
-        request=request,
-        admission=admission,
-        conversation_id=conversation.pk,
-        assistant_message_id=reply.pk,
-        stream_key=stream_key_for(reply.pk),
-        created_conversation=True,
+
+    def write_exchange() -> tuple[Conversation, bool]:
+        conversation = Conversation.objects.create(
+            owner=user, title=title_from_message(first_user_text), model=model, system_prompt=request.system
+        )
+        Message.objects.bulk_create(
+            Message(conversation=conversation, role=message.role, content=message.content)
+            for message in request.messages
+        )
+        return conversation, True
+
+    return _prepared_with_reply(
+        user=user, route=route, request=request, admission=admission, write=write_exchange
     )
 
 
@@ -244,9 +227,11 @@ def turn_prepare(
     With `regenerate`, the turn answers again the user message that `regenerate` is (or
     that precedes it, for an assistant message): the replies after it are replaced.
     """
-    if regenerate is None and len(spec.message) > settings.MAX_MESSAGE_CHARS:
+    maintenance_check(user=user)
+    max_chars = runtime.max_message_chars()
+    if regenerate is None and len(spec.message) > max_chars:
         raise ApiError(
-            f"The message is longer than {settings.MAX_MESSAGE_CHARS} characters.",
+            f"The message is longer than {max_chars} characters.",
             code="message_too_large",
             status_code=413,
             param="message",
@@ -301,29 +286,50 @@ def turn_prepare(
         max_tokens=max_tokens,
     )
     admission = _admit(user=user, api_key=api_key, target=target, request=request)
+
+    def write_question() -> tuple[Conversation, bool]:
+        if conversation is None:
+            created = Conversation.objects.create(
+                owner=user,
+                title=title_from_message(spec.message),
+                model=spec.model or "",
+                template=template,
+                system_prompt=spec.system_prompt or "",
+            )
+            Message.objects.create(conversation=created, role=MessageRole.USER, content=spec.message)
+            return created, True
+        if anchor is not None:
+            conversation.messages.filter(id__gt=anchor.pk).delete()
+        else:
+            Message.objects.create(conversation=conversation, role=MessageRole.USER, content=spec.message)
+        return conversation, False
+
+    return _prepared_with_reply(
+        user=user, route=route, request=request, admission=admission, write=write_question
+    )
+
+
+def _prepared_with_reply(
+    *,
+    user: User,
+    route: Route,
+    request: ChatRequest,
+    admission: Admission,
+    write: Callable[[], tuple[Conversation, bool]],
+) -> PreparedTurn:
+    """Runs `write` (the conversation and the caller's side of the turn) and adds the empty
+    reply, in one transaction; if anything fails the reservation is given back."""
     try:
         with transaction.atomic():
-            created = conversation is None
-            if conversation is None:
-                conversation = Conversation.objects.create(
-                    owner=user,
-                    title=title_from_message(spec.message),
-                    model=spec.model or "",
-                    template=template,
-                    system_prompt=spec.system_prompt or "",
-                )
-            if anchor is not None:
-                conversation.messages.filter(id__gt=anchor.pk).delete()
-            else:
-                Message.objects.create(conversation=conversation, role=MessageRole.USER, content=spec.message)
+            conversation, created = write()
             reply = Message.objects.create(
                 conversation=conversation,
                 role=MessageRole.ASSISTANT,
                 status=MessageStatus.STREAMING,
-                model=target.name,
+                model=route.primary.name,
             )
-            Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
             conversation.updated_at = timezone.now()
+            Conversation.objects.filter(pk=conversation.pk).update(updated_at=conversation.updated_at)
             notify_user(
                 user_id=user.pk,
                 event="conversation.created" if created else "conversation.updated",
@@ -367,6 +373,7 @@ def stop_turn(*, user: User, message_id: int) -> None:
 async def run_turn(prepared: PreparedTurn) -> None:
     key = prepared.stream_key
     outcome = TurnOutcome(target=prepared.route.primary)
+    metrics.ai_call_started()
     hub.publish(
         key,
         "start",
@@ -412,6 +419,18 @@ async def _finish(prepared: PreparedTurn, outcome: TurnOutcome) -> None:
     except Exception:
         logger.exception("Could not save the outcome of turn %s", prepared.stream_key)
     finally:
+        metrics.ai_call_finished(
+            user_id=prepared.user_id,
+            model=outcome.target.name,
+            provider=outcome.target.provider.name,
+            outcome=str(outcome.status),
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            seconds=time.monotonic() - outcome.started,
+            first_token_seconds=outcome.first_token_at - outcome.started if outcome.first_token_at else None,
+            error_code=outcome.error.code if outcome.error else "",
+            cached=outcome.cached,
+        )
         _publish_end(prepared, outcome, usage)
 
 

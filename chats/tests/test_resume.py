@@ -40,10 +40,23 @@ def expected_words(count: int) -> str:
     return " ".join(f"word{n}" for n in range(1, count + 1))
 
 
+ENV = {"STREAM_ALIVE_SECONDS": "1"}
+
+
+@pytest.fixture(scope="module")
+def shared_servers(module_servers):
+    return module_servers.start(**ENV), module_servers.start(**ENV)
+
+
 @pytest.fixture
-def servers(start_server, chat):
-    env = {"STREAM_ALIVE_SECONDS": "1"}
-    return start_server(**env), start_server(**env)
+def servers(shared_servers, chat):
+    return shared_servers
+
+
+@pytest.fixture
+def own_servers(start_server, chat):
+    """For a test that kills one: its own pair."""
+    return start_server(**ENV), start_server(**ENV)
 
 
 def start_turn_on(server, chat, *, limit: int):
@@ -126,9 +139,9 @@ def test_stop_on_the_second_process_ends_a_turn_running_on_the_first(servers, ch
     assert requests[-1]["closed_by_client"] is True
 
 
-def test_a_killed_servers_streaming_reply_is_repaired_with_its_text(servers, chat, settings):
+def test_a_killed_servers_streaming_reply_is_repaired_with_its_text(own_servers, chat, settings):
     settings.STREAM_ALIVE_SECONDS = 1
-    first, second = servers
+    first, second = own_servers
     chat.upstream.configure(tokens=1000, token_delay=0.01)
     seen = start_turn_on(second, chat, limit=10)  # the connection closes; the turn goes on
     message_id = seen[0][2]["message_id"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -10,6 +11,7 @@ from asgiref.sync import sync_to_async
 from billing.models import UsageRecord
 from chats.models import Conversation, Message, Template
 from chats.tests.conftest import read_events, send
+from llm.tokens import estimate_tokens
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -182,7 +184,11 @@ async def test_stop_keeps_the_partial_reply_and_closes_the_upstream(async_client
     assert 0 < len(reply.content.split()) < 500
     record = await UsageRecord.objects.aget()
     assert record.outcome == "stopped"
-    assert record.output_tokens == reply.output_tokens > 0
+    # Charged once, for the text that was generated and kept, at the model's prices.
+    assert record.output_tokens == reply.output_tokens == estimate_tokens(reply.content)
+    assert record.cost == (
+        record.input_tokens * Decimal("1.00") + record.output_tokens * Decimal("2.00")
+    ) / Decimal(1_000_000)
     requests = await sync_to_async(chat.upstream.wait_for)(
         lambda reqs: reqs and reqs[-1].get("closed_by_client")
     )

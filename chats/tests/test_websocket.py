@@ -41,6 +41,7 @@ async def test_a_connection_without_valid_credentials_is_closed_with_4401(chat, 
     communicator = connect_as(token)
     connected, code = await communicator.connect()
     assert (connected, code) == (False, 4401)
+    await communicator.wait()
 
 
 async def test_a_conversation_over_the_websocket(chat):
