@@ -112,6 +112,11 @@ class RuntimeSettingsAdmin(admin.ModelAdmin[RuntimeSettings]):
         services.runtime_settings_get()
         return HttpResponseRedirect(reverse("admin:nexus_runtimesettings_change", args=[SINGLETON_ID]))
 
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
+        if object_id == str(SINGLETON_ID):
+            services.runtime_settings_get()  # the row exists from the first look on
+        return super().get_object(request, object_id, from_field)
+
     def response_change(self, request: HttpRequest, obj: RuntimeSettings) -> HttpResponse:
         if not getattr(request, "_nexus_settings_refused", False):
             self.message_user(request, "The runtime settings were saved: every server uses them now.")

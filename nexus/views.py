@@ -63,5 +63,5 @@ def metrics(request: HttpRequest) -> HttpResponse:
         response = error_response(401, message="Send the metrics token as `Authorization: Bearer <token>`.")
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    body, content_type = process_metrics.exposition()
+    body, content_type = process_metrics.exposition(accept=request.headers.get("Accept", ""))
     return HttpResponse(body, content_type=content_type)

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import logging
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
 
 ai_logger = logging.getLogger("nexus.ai")
 
@@ -113,6 +114,8 @@ def ai_call_finished(
     )
 
 
-def exposition() -> tuple[bytes, str]:
-    """This process's metrics in Prometheus's text format, and its content type."""
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+def exposition(*, accept: str = "") -> tuple[bytes, str]:
+    """This process's metrics and their content type: the format the scraper's Accept header
+    asks for (OpenMetrics, text 1.0.0), else Prometheus's classic text format 0.0.4."""
+    encode, content_type = choose_encoder(accept)
+    return encode(REGISTRY), content_type

@@ -1,4 +1,5 @@
-"""`manage.py seed`: idempotent first data for every app (roles, superuser, providers)."""
+"""`manage.py seed`: idempotent first data for every app (superuser, providers, runtime settings);
+`--demo` adds a demo user, templates and a sample conversation."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from accounts.seed import seed as seed_accounts
+from chats.seed import seed as seed_chats
 from llm.seed import seed as seed_llm
+from nexus.lib import runtime
+from nexus.services import runtime_settings_get
 
 
 class Command(BaseCommand):
@@ -18,10 +22,21 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--demo", action="store_true", help="Also add a demo user and sample data.")
+        parser.add_argument(
+            "--demo",
+            action="store_true",
+            help="Also add a demo user (demo@example.com), global templates and a sample conversation.",
+        )
 
     def handle(self, *args: Any, demo: bool = False, **options: Any) -> None:
-        for step in (seed_accounts, seed_llm):
+        for step in (seed_accounts, seed_llm, seed_chats):
             for line in step(demo=demo):
                 self.stdout.write(line)
+        runtime_settings_get()
+        config = runtime.current()
+        self.stdout.write(
+            f"nexus: runtime settings: registration {'open' if config.registration_open else 'closed'}, "
+            f"default model {config.default_model}, maintenance {'on' if config.maintenance_mode else 'off'} "
+            "(change them in the admin or at /system/settings)."
+        )
         self.stdout.write(self.style.SUCCESS("Seeding done."))
