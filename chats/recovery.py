@@ -89,9 +89,16 @@ def _close_buffer(key: str, message_id: int) -> str | None:
     )
 
 
-def streams_repair(*, dry_run: bool = False) -> list[int]:
-    """Marks `failed` the replies still `streaming` whose turn no process runs; returns their ids."""
-    candidates = list(Message.objects.filter(status=MessageStatus.STREAMING).values_list("pk", "created_at"))
+def streams_repair(*, dry_run: bool = False, message_ids: list[int] | None = None) -> list[int]:
+    """Marks `failed` the replies still `streaming` whose turn no process runs; returns their ids.
+
+    `message_ids` limits it to those replies, known dead: no age or alive mark is asked for.
+    """
+    streaming = Message.objects.filter(status=MessageStatus.STREAMING)
+    if message_ids is not None:
+        dead = list(streaming.filter(pk__in=message_ids).values_list("pk", flat=True))
+        return dead if dry_run else _mark_failed(dead)
+    candidates = list(streaming.values_list("pk", "created_at"))
     keys = [stream_key_for(message_id) for message_id, _ in candidates]
     alive = runner.alive_elsewhere(keys)
     now = timezone.now()
@@ -103,8 +110,10 @@ def streams_repair(*, dry_run: bool = False) -> list[int]:
         and created_at < too_young
         and (key not in alive or created_at < too_old)
     ]
-    if dry_run:
-        return dead
+    return dead if dry_run else _mark_failed(dead)
+
+
+def _mark_failed(dead: list[int]) -> list[int]:
     for message_id in dead:
         text = _close_buffer(stream_key_for(message_id), message_id)
         with transaction.atomic():

@@ -48,14 +48,20 @@ def running_here(stream_key: str) -> bool:
     return stream_key in _running
 
 
-def stop(stream_key: str) -> None:
-    """Cancels the turn here if it runs here, else asks every process (sync; any thread)."""
+def stop(stream_key: str) -> bool:
+    """Cancels the turn here if it runs here, else asks every process (sync; any thread).
+
+    False when no process can be running it: not here, and no Redis to reach others.
+    """
     running = _running.get(stream_key)
     if running is not None:
         loop, task = running
         loop.call_soon_threadsafe(task.cancel)
-    elif settings.REDIS_URL:
+        return True
+    if settings.REDIS_URL:
         get_redis_connection("default").publish(STOP_CHANNEL, stream_key)
+        return True
+    return False
 
 
 def alive_elsewhere(stream_keys: list[str]) -> set[str]:

@@ -24,6 +24,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
@@ -173,10 +174,18 @@ class StreamHub:
             await stream.changed.wait()
 
     async def buffered(self, key: str) -> bool:
+        """Whether the turn's events can be read live; False when Redis cannot be asked,
+        so that readers fall back to what the database saved."""
         if key in self._streams:
             return True
         client = self.redis()
-        return client is not None and bool(await client.exists(buffer_key(key)))
+        if client is None:
+            return False
+        try:
+            return bool(await client.exists(buffer_key(key)))
+        except RedisError:
+            logger.warning("Could not look for the buffer of %s in Redis", key, exc_info=True)
+            return False
 
     async def _subscribe_redis(self, key: str, after: int) -> AsyncIterator[StreamEvent]:
         client = self.redis()

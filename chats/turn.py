@@ -33,6 +33,7 @@ from billing.services import Admission, admission_release, admission_reserve, us
 from chats import runner, selectors
 from chats.models import Conversation, Message, MessageRole, MessageStatus, Template
 from chats.notifications import notify_user
+from chats.recovery import streams_repair
 from chats.services import conversation_payload, title_from_message
 from chats.streams import hub, stream_key_for
 from llm.selectors import route_get
@@ -367,7 +368,9 @@ def stop_turn(*, user: User, message_id: int) -> None:
     message = selectors.message_get(user=user, message_id=message_id)
     if message.status != MessageStatus.STREAMING:
         raise ApiError("This reply is not being written.", code="not_streaming", status_code=409)
-    runner.stop(stream_key_for(message.pk))
+    if not runner.stop(stream_key_for(message.pk)):
+        # No process runs it (one process, no Redis: it died with a restart): close it now.
+        streams_repair(message_ids=[message.pk])
 
 
 async def run_turn(prepared: PreparedTurn) -> None:

@@ -53,3 +53,14 @@ def test_another_users_message_is_not_found(bob_client, exchange):
     assert bob_client.post(f"/chat/messages/{first.pk}/regenerate").status_code == 404
     first.refresh_from_db()
     assert first.content == "2+2?"
+
+
+def test_stopping_a_reply_no_process_runs_closes_it(alice_client, exchange, settings):
+    settings.REDIS_URL = ""  # one process, no Redis: a `streaming` reply not running here is dead
+    conversation, _ = exchange
+    orphan = Message.objects.create(
+        conversation=conversation, role="assistant", content="half", status="streaming"
+    )
+    assert alice_client.post(f"/chat/messages/{orphan.pk}/stop").status_code == 202
+    orphan.refresh_from_db()
+    assert (orphan.status, orphan.error_code, orphan.content) == ("failed", "interrupted", "half")

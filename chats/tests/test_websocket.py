@@ -123,15 +123,36 @@ async def test_stop_over_the_websocket(chat):
         ({"type": "send", "message": "hi", "model": "nope"}, "model_not_found"),
         ({"type": "stop"}, "invalid"),
         ({"type": "stop", "message_id": 987654}, "not_found"),
+        ({"type": "resume", "message_id": 987654}, "not_found"),
+        ({"type": "resume", "message_id": 1, "last_event_id": -1}, "invalid"),
+        ("{not json", "parse_error"),
+        ("[1, 2]", "invalid"),
     ],
 )
 async def test_bad_frames_get_an_error_frame_and_the_socket_stays_open(chat, frame, code):
     communicator = connect_as(token_of(chat.headers))
     await communicator.connect()
-    await communicator.send_json_to(frame)
+    if isinstance(frame, str):
+        await communicator.send_to(text_data=frame)
+    else:
+        await communicator.send_json_to(frame)
     reply = await communicator.receive_json_from(timeout=5)
     assert reply["type"] == "error"
     assert reply["error"]["code"] == code
     await communicator.send_json_to({"type": "send", "message": "still there?", "model": "gpt-test"})
     assert (await receive_until(communicator, "done"))[-1]["type"] == "done"
+    await communicator.disconnect()
+
+
+async def test_a_reply_is_resumed_over_the_websocket(chat):
+    chat.upstream.configure(reply="alpha beta gamma delta")
+    communicator = connect_as(token_of(chat.headers))
+    await communicator.connect()
+    await communicator.send_json_to({"type": "send", "message": "go", "model": "gpt-test"})
+    first = await receive_until(communicator, "done")
+    message_id = first[0]["message_id"]
+    await communicator.send_json_to({"type": "resume", "message_id": message_id, "last_event_id": 2})
+    again = await receive_until(communicator, "done")
+    turn = [frame for frame in first if frame["type"] in {"start", "delta", "done"}]
+    assert [frame["id"] for frame in again] == [frame["id"] for frame in turn if frame["id"] > 2]
     await communicator.disconnect()
