@@ -121,7 +121,7 @@ def wait_http(url: str, timeout: float = 60.0, process: psutil.Process | None = 
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process is not None and not process.is_running():
+        if process is not None and (not process.is_running() or process.status() == psutil.STATUS_ZOMBIE):
             raise RuntimeError(f"process {process.pid} exited before {url} answered")
         try:
             urllib.request.urlopen(url, timeout=2)  # noqa: S310 (127.0.0.1 only)

@@ -93,9 +93,10 @@ def start(
     ensure_installed()
     port = free_port()
     database_url = _database_create() if spend_db else None
-    general: dict[str, Any] = {}
+    # The proxy refuses to start without a master key; clients send it as their key.
+    general: dict[str, Any] = {"master_key": MASTER_KEY}
     if database_url:
-        general = {"master_key": MASTER_KEY, "database_url": database_url}
+        general["database_url"] = database_url
     config = {
         "model_list": [
             {
@@ -120,5 +121,4 @@ def start(
         argv += ["--num_workers", str(workers)]
     process = procs.start(name, argv, env=_env(database_url))
     wait_http(f"http://127.0.0.1:{port}/health/liveliness", timeout=180, process=process)
-    headers = {"Authorization": f"Bearer {MASTER_KEY}"} if database_url else {}
-    return port, process, headers
+    return port, process, {"Authorization": f"Bearer {MASTER_KEY}"}
