@@ -119,7 +119,9 @@ class RuntimeSettingsAdmin(admin.ModelAdmin[RuntimeSettings]):
 
     def response_change(self, request: HttpRequest, obj: RuntimeSettings) -> HttpResponse:
         if not getattr(request, "_nexus_settings_refused", False):
-            self.message_user(request, "The runtime settings were saved: every server uses them now.")
+            self.message_user(
+                request, "The runtime settings were saved: every server uses them now.", messages.SUCCESS
+            )
         return HttpResponseRedirect(request.path)
 
     def save_model(self, request: HttpRequest, obj: RuntimeSettings, form: Any, change: bool) -> None:

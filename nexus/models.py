@@ -38,9 +38,13 @@ class RuntimeSettings(models.Model):
         help_text="A user's monthly budget, in the price list's currency, unless their quota says otherwise.",
     )
     ai_calls_per_minute = models.PositiveIntegerField(
-        null=True, blank=True, help_text="AI calls per user per minute; 0 for no limit."
+        "AI calls per minute",
+        null=True,
+        blank=True,
+        help_text="AI calls per user per minute; 0 for no limit.",
     )
     max_message_chars = models.PositiveIntegerField(
+        "longest message",
         null=True,
         blank=True,
         validators=[MinValueValidator(1)],
