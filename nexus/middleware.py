@@ -16,6 +16,8 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.exceptions import BadRequest, PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404, HttpRequest, HttpResponseBase, JsonResponse
 from django.utils.functional import SimpleLazyObject, empty
 
@@ -161,6 +163,11 @@ class ErrorEnvelopeMiddleware(HybridMiddleware):
             return error_response(413)
         if isinstance(exception, BadRequest | SuspiciousOperation):
             return error_response(400, message=str(exception) or None)
+        if isinstance(exception, DatabaseOperationalError | DatabaseInterfaceError):
+            # PostgreSQL is down or restarting (the pool reconnects by itself): a dependency
+            # is unavailable, which is a 503, not a bug of ours.
+            logger.warning("Database unavailable on %s %s: %s", request.method, request.path, exception)
+            return error_response(503, message="The database is unavailable right now. Try again shortly.")
         logger.exception(
             "Unhandled error on %s %s", request.method, request.path, extra={"path": request.path}
         )

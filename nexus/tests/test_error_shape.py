@@ -108,6 +108,16 @@ def test_unhandled_error_is_a_generic_500_logged_with_its_request_id(client, set
     assert records[0].exc_info is not None
 
 
+def test_an_unreachable_database_is_503_not_500(client, caplog):
+    # PostgreSQL down or restarting is a dependency that is unavailable, not a bug: the
+    # client is told to try again, and the pool reconnects by itself.
+    with caplog.at_level(logging.WARNING, logger="nexus.errors"):
+        response = client.get("/test/database-down")
+    error = assert_error_shape(response, 503, "service_unavailable")
+    assert "127.0.0.1" not in error["message"]
+    assert [r.levelname for r in caplog.records if r.name == "nexus.errors"] == ["WARNING"]
+
+
 def test_admin_keeps_its_html_pages(client):
     response = client.get("/admin/no-such-page/")
     assert response.status_code in (302, 404)

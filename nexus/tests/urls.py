@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db import OperationalError
 from django.urls import path
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -41,10 +42,18 @@ def broken_plain_view(request):
     raise KeyError("another internal detail")
 
 
+class DatabaseDownView(APIView):
+    permission_classes = (AllowAny,)
+
+    def get(self, request: Request) -> Response:
+        raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
+
+
 urlpatterns = [
     path("test/echo", EchoView.as_view()),
     path("test/private", PrivateView.as_view()),
     path("test/broken", BrokenView.as_view()),
     path("test/broken-plain", broken_plain_view),
+    path("test/database-down", DatabaseDownView.as_view()),
     *project_urlpatterns,
 ]
