@@ -120,7 +120,10 @@ DATABASE_POOL_TIMEOUT = env_float("DATABASE_POOL_TIMEOUT", "10", minimum=0.1)
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # psycopg 3's pool: connections are reused across requests, and a restarted
-    # PostgreSQL is reconnected to by the pool itself.
+    # PostgreSQL is reconnected to by the pool itself: with health checks on, each connection
+    # is checked as it is handed out, so the dead ones a restart leaves are replaced, not
+    # given to a request.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"]["OPTIONS"] = {
         "pool": {
             "min_size": DATABASE_POOL_MIN_SIZE,

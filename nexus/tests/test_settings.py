@@ -79,6 +79,13 @@ def test_production_starts_with_a_secret_key():
     assert result.returncode == 0, result.stderr
 
 
+def test_pooled_postgresql_connections_are_checked_before_a_request_gets_one(settings):
+    # Without the check, each connection a PostgreSQL restart left in the pool failed one
+    # request after PostgreSQL was back (nexus/tests/reliability/test_faults.py).
+    assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    assert settings.DATABASES["default"]["CONN_HEALTH_CHECKS"] is True
+
+
 def test_without_redis_the_embedded_cache_and_channel_layer_are_used():
     environment = {
         key: value for key, value in os.environ.items() if key not in {"REDIS_URL", "DATABASE_URL"}
