@@ -19,8 +19,10 @@ from typing import Any
 
 from django.conf import settings
 from django_redis import get_redis_connection
+from redis.exceptions import RedisError
 
 from chats.streams import alive_key, hub
+from nexus.lib.errors import ApiError
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +61,15 @@ def stop(stream_key: str) -> bool:
         loop.call_soon_threadsafe(task.cancel)
         return True
     if settings.REDIS_URL:
-        get_redis_connection("default").publish(STOP_CHANNEL, stream_key)
+        try:
+            get_redis_connection("default").publish(STOP_CHANNEL, stream_key)
+        except RedisError as exc:  # the other processes cannot be told: say so, never a 500
+            logger.warning("Could not ask the other processes to stop %s: %s", stream_key, exc)
+            raise ApiError(
+                "The reply cannot be stopped right now. Try again shortly.",
+                code="service_unavailable",
+                status_code=503,
+            ) from exc
         return True
     return False
 
