@@ -25,8 +25,29 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# Extras under these names are never written, whoever logs them: texts people wrote and
+# credentials stay out of the logs even when a log call passes them by mistake.
+REDACTED_EXTRAS = frozenset(
+    {
+        "password",
+        "token",
+        "access",
+        "refresh",
+        "api_key",
+        "secret",
+        "authorization",
+        "prompt",
+        "content",
+        "messages",
+        "reply",
+        "text",
+    }
+)
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request id and extras."""
+    """One JSON object per line: time, level, logger, message, request id and extras
+    (those named in REDACTED_EXTRAS as "[redacted]")."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -38,7 +59,7 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                entry[key] = value
+                entry[key] = "[redacted]" if key.lower() in REDACTED_EXTRAS else value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

@@ -78,3 +78,10 @@ async def test_no_prompt_reply_or_credential_is_ever_logged(async_client, chat, 
     token = chat.user_headers["Authorization"].split()[1]
     for secret in (PROMPT, REPLY, token, "sk-fake-openai"):
         assert secret not in text
+
+
+def test_extras_named_like_text_or_credentials_are_redacted():
+    record = logging.LogRecord("nexus.test", logging.INFO, __file__, 1, "turn saved", None, None)
+    record.prompt, record.api_key, record.model = PROMPT, "sk-live-123", "gpt-test"
+    line = json.loads(JsonFormatter().format(record))
+    assert (line["prompt"], line["api_key"], line["model"]) == ("[redacted]", "[redacted]", "gpt-test")
