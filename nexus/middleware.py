@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
 from django.core.exceptions import BadRequest, PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError as DatabaseInterfaceError
 from django.db import OperationalError as DatabaseOperationalError
@@ -27,6 +28,7 @@ from nexus.lib.logging import request_id_var
 
 logger = logging.getLogger("nexus.errors")
 access_logger = logging.getLogger("nexus.http")
+_STATIC_PREFIX = "/" + str(settings.STATIC_URL).strip("/") + "/"
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Paths that serve HTML to people, where Django's own error pages are the right answer.
@@ -82,7 +84,11 @@ def _route(request: HttpRequest) -> str:
     """The URL pattern that answered (`chat/messages/<int:message_id>`), never the raw path:
     paths carry ids and share tokens, and one label per id would swamp the metrics."""
     match = getattr(request, "resolver_match", None)
-    return f"/{match.route}" if match is not None and match.route is not None else "unmatched"
+    if match is not None and match.route is not None:
+        return f"/{match.route}"
+    if request.path.startswith(_STATIC_PREFIX):  # answered by WhiteNoise before any URL is resolved
+        return f"{_STATIC_PREFIX}*"
+    return "unmatched"
 
 
 def _user_id(request: HttpRequest) -> int | None:
