@@ -9,7 +9,6 @@ from asgiref.sync import async_to_sync
 from django.db import connection
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotAuthenticated
@@ -57,7 +56,16 @@ SSE_DESCRIPTION = (
     "`text/event-stream`: `start` {conversation_id, message_id, model}, `delta` {content}..., then "
     "`done` {message_id, finish_reason, usage} or `error` {error: {code, message}}; every event has an id."
 )
-SSE_RESPONSE = {(200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description=SSE_DESCRIPTION)}
+# One event of the stream, as OpenAPI 3.2 tools read text/event-stream: its fields, as text.
+SseEvent = inline_serializer(
+    "SseEvent",
+    {
+        "id": serializers.CharField(help_text="The event's number, for Last-Event-ID."),
+        "event": serializers.ChoiceField(choices=["start", "delta", "done", "error"]),
+        "data": serializers.CharField(help_text="The event's JSON object."),
+    },
+)
+SSE_RESPONSE = {(200, "text/event-stream"): OpenApiResponse(SseEvent, description=SSE_DESCRIPTION)}
 
 
 def sse_response(events: AsyncIterator[StreamEvent]) -> StreamingHttpResponse:
