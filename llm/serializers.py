@@ -48,6 +48,8 @@ class ModelListOutput(serializers.Serializer):
 
 class ProviderOutput(serializers.ModelSerializer):
     has_api_key = serializers.SerializerMethodField()
+    # A URL or empty, which the model's URLField would document as a `uri` it is not.
+    base_url = serializers.CharField(read_only=True, help_text="Empty: the SDK's default.")
 
     class Meta:
         model = Provider

@@ -140,3 +140,15 @@ def test_providers_are_for_holders_of_the_django_permissions(api_client):
 
 def test_anonymous_callers_are_asked_to_authenticate(api_client):
     assert api_client.get("/llm/providers").status_code == 401
+
+
+def test_a_provider_without_a_base_url_is_described_as_text_not_as_a_uri(admin_client):
+    # The schema said `format: uri`, which the empty base URL of an SDK-default provider
+    # broke (found by the schemathesis run in nexus/tests/reliability).
+    from drf_spectacular.generators import SchemaGenerator
+
+    response = admin_client.post("/llm/providers", {"name": "offline", "kind": "demo"}, format="json")
+    assert response.status_code == 201
+    assert response.json()["base_url"] == ""
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    assert "format" not in schema["components"]["schemas"]["ProviderOutput"]["properties"]["base_url"]
