@@ -168,6 +168,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# A runtime setting's default, as are DEFAULT_MODEL, AI_CALLS_PER_MINUTE, MAX_MESSAGE_CHARS
+# and DEFAULT_MONTHLY_BUDGET: operators override them while Nexus runs; read them through
+# nexus.lib.runtime, never from here.
 REGISTRATION_OPEN = env_bool("REGISTRATION_OPEN", "true")
 ACCESS_TOKEN_MINUTES = env_int("ACCESS_TOKEN_MINUTES", "15", minimum=1)
 REFRESH_TOKEN_DAYS = env_int("REFRESH_TOKEN_DAYS", "7", minimum=1)

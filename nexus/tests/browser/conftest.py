@@ -34,9 +34,11 @@ ADMIN_PASSWORD = "Browser-Test-Operator-42"
 
 
 @pytest.fixture(scope="module")
-def _sync_orm_beside_playwright() -> Iterator[None]:
+def _sync_orm_beside_playwright(module_server: object) -> Iterator[None]:
     """Playwright's sync API keeps an event loop running in this thread between its calls;
-    the tests' own ORM calls are plain sync code all the same, so Django is told to allow them."""
+    the tests' own ORM calls are plain sync code all the same, so Django is told to allow them.
+
+    The server starts first, so that it never inherits the permission."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         yield
