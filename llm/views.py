@@ -117,7 +117,11 @@ class ProviderListView(GenericAPIView[Provider]):
     permission_classes = [CatalogPermissions]
     serializer_class = ProviderOutput
 
-    @extend_schema(operation_id="llm_providers_list", summary="The providers (admins)")
+    @extend_schema(
+        operation_id="llm_providers_list",
+        summary="The providers (admins)",
+        responses=ProviderOutput(many=True),  # a page of them, not one
+    )
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(ProviderOutput(page, many=True).data)

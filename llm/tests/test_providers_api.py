@@ -152,3 +152,14 @@ def test_a_provider_without_a_base_url_is_described_as_text_not_as_a_uri(admin_c
     assert response.json()["base_url"] == ""
     schema = SchemaGenerator().get_schema(request=None, public=True)
     assert "format" not in schema["components"]["schemas"]["ProviderOutput"]["properties"]["base_url"]
+
+
+def test_the_provider_list_is_documented_as_the_page_it_is(admin_client):
+    # The schema described one provider (found by the schemathesis run).
+    from drf_spectacular.generators import SchemaGenerator
+
+    body = admin_client.get("/llm/providers").json()
+    assert set(body) == {"count", "next", "previous", "results"}
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    response = schema["paths"]["/llm/providers"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert response["schema"] == {"$ref": "#/components/schemas/PaginatedProviderOutputList"}
