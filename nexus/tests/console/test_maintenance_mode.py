@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
 
 from accounts.services import api_key_create
 from billing.models import UsageRecord
 from chats.models import Conversation
+from chats.routing import websocket_urlpatterns
 from chats.tests.conftest import read_events, send
 from nexus.services import runtime_settings_update
 
@@ -64,3 +67,17 @@ async def test_switching_it_off_lets_users_in_again(async_client, chat):
     response = await send(async_client, chat.user_headers, message="Hello again", model="gpt-test")
     assert response.status_code == 200
     assert (await read_events(response))[-1].event == "done"
+
+
+async def test_the_websocket_answers_with_a_maintenance_error_frame(chat):
+    await sync_to_async(maintenance)(chat.admin)
+    token = chat.user_headers["Authorization"].removeprefix("Bearer ")
+    communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), f"/ws/chat?token={token}")
+    assert (await communicator.connect())[0]
+    await communicator.send_json_to({"type": "send", "message": "hi", "model": "gpt-test"})
+    frame = await communicator.receive_json_from(timeout=5)
+    while frame["type"] != "error":
+        frame = await communicator.receive_json_from(timeout=5)
+    assert frame["error"]["code"] == "maintenance"
+    assert frame["error"]["message"] == "Upgrading the database; back at 14:00 UTC."
+    await communicator.disconnect()
