@@ -17,8 +17,8 @@ from nexus.services import runtime_settings_get
 class Command(BaseCommand):
     help = (
         "Create what a fresh Nexus needs: the superuser from DJANGO_SUPERUSER_EMAIL and "
-        "DJANGO_SUPERUSER_PASSWORD, and a provider per configured credential. Safe to re-run: "
-        "nothing an operator edited is changed."
+        "DJANGO_SUPERUSER_PASSWORD, a provider per configured credential (and the offline demo "
+        "provider), and the runtime settings. Safe to re-run: nothing an operator edited is changed."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
