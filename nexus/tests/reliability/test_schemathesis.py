@@ -3,7 +3,8 @@ schema, for an anonymous caller and for a signed-in one.
 
 Every operation of the schema is exercised with a few generated examples each (shrinking
 off, a fixed seed), so the run stays within a minute or so. Failures are collected across
-operations and reported together.
+operations and reported together. Not in the schema, so not here: the WebSocket /ws/chat
+(chats/tests/test_websocket.py), /health and /metrics (nexus/tests), and the admin's HTML.
 """
 
 from __future__ import annotations
