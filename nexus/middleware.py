@@ -14,13 +14,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.core.exceptions import BadRequest, PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError as DatabaseInterfaceError
 from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404, HttpRequest, HttpResponseBase, JsonResponse
 from django.utils.functional import SimpleLazyObject, empty
+from whitenoise.middleware import WhiteNoiseMiddleware
 
 from nexus.lib import metrics
 from nexus.lib.errors import error_body, error_response
@@ -178,3 +179,36 @@ class ErrorEnvelopeMiddleware(HybridMiddleware):
             "Unhandled error on %s %s", request.method, request.path, extra={"path": request.path}
         )
         return error_response(500)
+
+
+class StaticFilesMiddleware(WhiteNoiseMiddleware):
+    """WhiteNoise, able to run in async mode.
+
+    WhiteNoise's own middleware is sync-only, which makes Django run every request's whole
+    middleware chain in a worker thread. Here a request that is not for a static file
+    passes straight through on the event loop; only serving a file touches a thread.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Handler) -> None:
+        super().__init__(get_response)
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self._acall(request)
+        return super().__call__(request)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
+        if self.autorefresh:  # development: files are looked up on disk
+            static_file = await sync_to_async(self.find_file)(request.path_info)
+        else:
+            static_file = self.files.get(request.path_info)
+        if static_file is not None:
+            return await sync_to_async(self.serve)(static_file, request)
+        response: HttpResponseBase = await self.get_response(request)
+        return response

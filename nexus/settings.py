@@ -81,7 +81,7 @@ MIDDLEWARE = [
     "nexus.middleware.RequestMetricsMiddleware",
     "nexus.middleware.ErrorEnvelopeMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "nexus.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -20,6 +20,7 @@ from llm.providers.base import (
     finish_reason,
     retry_after_seconds,
     safe_message,
+    shared_client,
     ssl_context,
     status_error,
     timeout_error,
@@ -77,25 +78,25 @@ async def stream(
     output_tokens: int | None = None
     reason: str | None = None
     try:
-        async with client_for(target.provider) as client:
-            events = await client.messages.create(**request_body(target, request, params), stream=True)
-            async with events:
-                async for event in events:
-                    if event.type == "content_block_delta":
-                        if event.delta.type == "text_delta" and event.delta.text:
-                            yield TextDelta(event.delta.text)
-                    elif event.type == "message_start":
-                        usage = getattr(event.message, "usage", None)
-                        if usage is not None:
-                            input_tokens = usage.input_tokens
-                            output_tokens = usage.output_tokens
-                    elif event.type == "message_delta":
-                        reason = event.delta.stop_reason or reason
-                        usage = getattr(event, "usage", None)
-                        if usage is not None and usage.output_tokens is not None:
-                            output_tokens = usage.output_tokens
-                        if usage is not None and usage.input_tokens is not None:
-                            input_tokens = usage.input_tokens
+        client = shared_client(target.provider, client_for)
+        events = await client.messages.create(**request_body(target, request, params), stream=True)
+        async with events:  # leaving early (cancelled) closes this call's connection
+            async for event in events:
+                if event.type == "content_block_delta":
+                    if event.delta.type == "text_delta" and event.delta.text:
+                        yield TextDelta(event.delta.text)
+                elif event.type == "message_start":
+                    usage = getattr(event.message, "usage", None)
+                    if usage is not None:
+                        input_tokens = usage.input_tokens
+                        output_tokens = usage.output_tokens
+                elif event.type == "message_delta":
+                    reason = event.delta.stop_reason or reason
+                    usage = getattr(event, "usage", None)
+                    if usage is not None and usage.output_tokens is not None:
+                        output_tokens = usage.output_tokens
+                    if usage is not None and usage.input_tokens is not None:
+                        input_tokens = usage.input_tokens
     except anthropic.APIError as exc:
         raise error_for(target, exc) from None
     except httpx2.TransportError as exc:

@@ -8,16 +8,19 @@ connection) however it ends: exhausted, failed, closed early or cancelled.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 import ssl
-from collections.abc import AsyncGenerator, Mapping
+import weakref
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
-from llm.types import ChatRequest, Finish, LLMError, ModelTarget, TextDelta, Usage
+from llm.types import ChatRequest, Finish, LLMError, ModelTarget, ProviderConfig, TextDelta, Usage
 
 AdapterEvent = TextDelta | Usage | Finish
 
@@ -76,6 +79,46 @@ class StreamFunction(Protocol):
     def __call__(
         self, target: ModelTarget, request: ChatRequest, params: Params
     ) -> AsyncGenerator[AdapterEvent, None]: ...
+
+
+_MAX_CLIENTS_PER_LOOP = 64
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, OrderedDict[Hashable, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+Client = TypeVar("Client")
+
+
+def shared_client(provider: ProviderConfig, make: Callable[[ProviderConfig], Client]) -> Client:
+    """One SDK client per provider configuration and event loop, so that calls reuse the
+    client's connections instead of opening (and TLS-handshaking) one each.
+
+    A call's own connection is still closed when the call is cancelled: the adapters close
+    the response stream, which drops its connection rather than returning it to the pool.
+    """
+    clients = _clients.setdefault(asyncio.get_running_loop(), OrderedDict())
+    key = (
+        make,
+        provider.id,
+        provider.kind,
+        provider.base_url,
+        provider.api_key,
+        provider.api_version,
+        tuple(sorted(provider.extra_headers.items())),
+        provider.connect_timeout,
+        provider.first_token_timeout,
+        provider.idle_timeout,
+    )
+    client = clients.get(key)
+    if client is None:
+        client = clients[key] = make(provider)
+        if len(clients) > _MAX_CLIENTS_PER_LOOP:
+            _, evicted = clients.popitem(last=False)
+            close = getattr(evicted, "close", None)
+            if close is not None:
+                asyncio.get_running_loop().create_task(close())
+    else:
+        clients.move_to_end(key)
+    return client
 
 
 @functools.cache

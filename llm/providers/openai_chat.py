@@ -19,6 +19,7 @@ from llm.providers.base import (
     finish_reason,
     retry_after_seconds,
     safe_message,
+    shared_client,
     ssl_context,
     status_error,
     timeout_error,
@@ -32,7 +33,8 @@ _NO_KEY = "none"
 
 
 def client_for(provider: ProviderConfig) -> openai.AsyncOpenAI:
-    """An SDK client for one call; the SDK's own retries are off (the router retries)."""
+    """An SDK client for a provider (shared: see shared_client); its own retries are off (the router
+    retries)."""
     # The read timeout is a backstop: the router's first-token and idle timeouts fire first.
     read = max(provider.first_token_timeout, provider.idle_timeout) + 5
     timeout = openai.Timeout(read, connect=provider.connect_timeout)
@@ -84,25 +86,25 @@ async def stream(
     usage: Usage | None = None
     reason: str | None = None
     try:
-        async with client_for(target.provider) as client:
-            chunks = await client.chat.completions.create(
-                **request_body(target, request, params), stream=True, stream_options={"include_usage": True}
-            )
-            async with chunks:
-                async for chunk in chunks:
-                    if chunk.usage is not None:
-                        usage = Usage(
-                            input_tokens=chunk.usage.prompt_tokens,
-                            output_tokens=chunk.usage.completion_tokens,
-                        )
-                    # Azure opens with a chunk of no choices (its content filter's verdict).
-                    for choice in chunk.choices:
-                        if choice.index != 0:
-                            continue
-                        if choice.delta is not None and choice.delta.content:
-                            yield TextDelta(choice.delta.content)
-                        if choice.finish_reason:
-                            reason = choice.finish_reason
+        client = shared_client(target.provider, client_for)
+        chunks = await client.chat.completions.create(
+            **request_body(target, request, params), stream=True, stream_options={"include_usage": True}
+        )
+        async with chunks:  # leaving early (cancelled) closes this call's connection
+            async for chunk in chunks:
+                if chunk.usage is not None:
+                    usage = Usage(
+                        input_tokens=chunk.usage.prompt_tokens,
+                        output_tokens=chunk.usage.completion_tokens,
+                    )
+                # Azure opens with a chunk of no choices (its content filter's verdict).
+                for choice in chunk.choices:
+                    if choice.index != 0:
+                        continue
+                    if choice.delta is not None and choice.delta.content:
+                        yield TextDelta(choice.delta.content)
+                    if choice.finish_reason:
+                        reason = choice.finish_reason
     except openai.APIError as exc:
         raise error_for(target, exc) from None
     if usage is not None:
