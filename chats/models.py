@@ -50,7 +50,12 @@ class Conversation(models.Model):
 
     class Meta:
         ordering = ("-updated_at", "-id")
-        indexes = (models.Index(fields=("owner", "-updated_at", "-id"), name="chats_conv_owner_newest"),)
+        indexes = (
+            # GET /chat/history: the owner's newest first.
+            models.Index(fields=("owner", "-updated_at", "-id"), name="chats_conv_owner_newest"),
+            # GET /chat/conversations: pinned ones first, then newest.
+            models.Index(fields=("owner", "-pinned", "-updated_at", "-id"), name="chats_conv_owner_pinned"),
+        )
 
     def __str__(self) -> str:
         return self.title or f"Conversation {self.pk}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -14,7 +13,15 @@ from django_redis import get_redis_connection
 
 from chats import runner
 from chats.models import Message, MessageStatus
-from chats.streams import StreamEvent, buffer_key, hub, interrupted_event, stream_key_for
+from chats.streams import (
+    StreamEvent,
+    buffer_key,
+    decode_entry,
+    encode_entry,
+    hub,
+    interrupted_event,
+    stream_key_for,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -75,18 +82,13 @@ def _close_buffer(key: str, message_id: int) -> str | None:
     if not settings.REDIS_URL:
         return None
     redis = get_redis_connection("default")
-    entries = redis.xrange(buffer_key(key))
-    if not entries:
+    events = [item for _, fields in redis.xrange(buffer_key(key)) for item in decode_entry(fields)]
+    if not events:
         return None
-    last_id = int(entries[-1][0].decode().split("-")[0])
-    if entries[-1][1][b"event"] not in (b"done", b"error"):
-        end = interrupted_event(last_id + 1, message_id)
-        redis.xadd(buffer_key(key), {"event": end.event, "data": json.dumps(end.data)}, id=f"{end.id}-0")
-    return "".join(
-        json.loads(fields[b"data"]).get("content", "")
-        for _, fields in entries
-        if fields[b"event"] == b"delta"
-    )
+    if not events[-1].terminal:
+        end = interrupted_event(events[-1].id + 1, message_id)
+        redis.xadd(buffer_key(key), encode_entry([end]), id=f"{end.id}-0")
+    return "".join(item.data.get("content", "") for item in events if item.event == "delta")
 
 
 def streams_repair(*, dry_run: bool = False, message_ids: list[int] | None = None) -> list[int]:

@@ -34,9 +34,9 @@ _running: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Task[None]]] = {}
 _background: dict[asyncio.AbstractEventLoop, list[asyncio.Task[None]]] = {}
 
 
-def launch(stream_key: str, run: Coroutine[Any, Any, None]) -> None:
+def launch(stream_key: str, run: Coroutine[Any, Any, None], *, resumable: bool = True) -> None:
     """Runs `run` as a task of the running loop until it ends, whoever reads its stream."""
-    hub.open(stream_key)
+    hub.open(stream_key, mirrored=resumable)
     loop = asyncio.get_running_loop()
     task = loop.create_task(run, name=stream_key)
     _running[stream_key] = (loop, task)

@@ -7,10 +7,11 @@ until the end. The turn never waits for a reader, so a reader that goes away cos
 nothing.
 
 Readers in the process that runs the turn read from memory. With Redis configured, the
-events are also appended to a Redis stream (entry id = event id) so that a reader on any
-other process can resume; appends are batched into one pipeline per flush interval, so a
-token costs a list append here, not a Redis round trip. The buffer expires
-STREAM_BUFFER_SECONDS after its last write.
+events are also appended to a Redis stream so that a reader on any other process can
+resume: every FLUSH_INTERVAL, the events published since the last flush become ONE entry
+(its id is the id of its last event, its `events` field their JSON list), so a token costs
+a list append here, not a Redis command. The buffer expires STREAM_BUFFER_SECONDS after
+its last write. Turns nobody can resume (the stateless gateway's) are not mirrored.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class StreamEvent:
 class _Stream:
     events: list[StreamEvent] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    mirrored: bool = True
     unflushed: list[StreamEvent] = field(default_factory=list)
     flusher: asyncio.Task[None] | None = None
 
@@ -66,6 +68,15 @@ def stream_key_for(message_id: int) -> str:
 def buffer_key(key: str) -> str:
     """The Redis stream holding a turn's events for readers in other processes."""
     return f"nexus:stream:{key}"
+
+
+def encode_entry(events: list[StreamEvent]) -> dict[Any, Any]:
+    """Events as one Redis stream entry."""
+    return {"events": json.dumps([[item.id, item.event, item.data] for item in events])}
+
+
+def decode_entry(fields: dict[bytes, bytes]) -> list[StreamEvent]:
+    return [StreamEvent(event_id, event, data) for event_id, event, data in json.loads(fields[b"events"])]
 
 
 def alive_key(key: str) -> str:
@@ -111,12 +122,7 @@ class StreamHub:
                 continue
             try:
                 async with client.pipeline(transaction=False) as pipe:
-                    for item in batch:
-                        pipe.xadd(
-                            buffer_key(key),
-                            {"event": item.event, "data": json.dumps(item.data)},
-                            id=f"{item.id}-0",
-                        )
+                    pipe.xadd(buffer_key(key), encode_entry(batch), id=f"{batch[-1].id}-0")
                     pipe.expire(buffer_key(key), settings.STREAM_BUFFER_SECONDS)
                     await pipe.execute()
             except Exception:  # the turn and local readers go on; only other processes miss it
@@ -124,8 +130,9 @@ class StreamHub:
 
     # --- writing ----------------------------------------------------------------------
 
-    def open(self, key: str) -> None:
-        self._streams.setdefault(key, _Stream())
+    def open(self, key: str, *, mirrored: bool = True) -> None:
+        """Starts a stream; `mirrored=False` keeps it out of Redis (no one can resume it)."""
+        self._streams.setdefault(key, _Stream(mirrored=mirrored))
 
     def publish(self, key: str, event: str, data: dict[str, Any]) -> StreamEvent:
         stream = self._streams.setdefault(key, _Stream())
@@ -134,7 +141,7 @@ class StreamHub:
         # Wake every reader waiting now; later readers wait on a fresh event.
         stream.changed.set()
         stream.changed = asyncio.Event()
-        if settings.REDIS_URL:
+        if stream.mirrored and settings.REDIS_URL:
             stream.unflushed.append(item)
             if stream.flusher is None or stream.flusher.done():
                 stream.flusher = asyncio.get_running_loop().create_task(self._flush(key, stream))
@@ -204,14 +211,12 @@ class StreamHub:
                 continue
             for entry_id, fields in replies[0][1]:
                 cursor = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                item = StreamEvent(
-                    id=int(cursor.split("-")[0]),
-                    event=fields[b"event"].decode(),
-                    data=json.loads(fields[b"data"]),
-                )
-                yield item
-                if item.terminal:
-                    return
+                for item in decode_entry(fields):
+                    if item.id <= after:  # the entry began before the reader's last event
+                        continue
+                    yield item
+                    if item.terminal:
+                        return
 
 
 hub = StreamHub()

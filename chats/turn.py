@@ -356,7 +356,10 @@ def _prepared_with_reply(
 
 def start_turn(prepared: PreparedTurn) -> None:
     """Starts the run as a task of this process's event loop; readers subscribe to its stream."""
-    runner.launch(prepared.stream_key, run_turn(prepared))
+    # A reply that is saved can be resumed from any process; the gateway's stateless ones cannot.
+    runner.launch(
+        prepared.stream_key, run_turn(prepared), resumable=prepared.assistant_message_id is not None
+    )
 
 
 async def start_turn_async(prepared: PreparedTurn) -> None:
