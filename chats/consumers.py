@@ -116,12 +116,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             user=self.user, api_key=self.api_key, spec=TurnSpec(**serializer.validated_data)
         )
         start_turn(prepared)
-        self._relay(hub.subscribe(prepared.stream_key))
+        self._relay(hub.subscribe_batches(prepared.stream_key))
 
-    def _relay(self, events: AsyncIterator[StreamEvent]) -> None:
+    def _relay(self, batches: AsyncIterator[list[StreamEvent]]) -> None:
         async def relay() -> None:
-            async for item in events:
-                await self.send_json({"type": item.event, "id": item.id, **item.data})
+            async for batch in batches:
+                for item in batch:
+                    await self.send_json({"type": item.event, "id": item.id, **item.data})
 
         task = asyncio.create_task(relay())
         self.relays.add(task)

@@ -65,15 +65,15 @@ def _snapshot(message: Message, after: int) -> list[StreamEvent]:
     return events
 
 
-async def message_events(message: Message, after: int = 0) -> AsyncIterator[StreamEvent]:
-    """The events of a reply after `after`: live from its buffer while it has one, else saved."""
+async def message_events(message: Message, after: int = 0) -> AsyncIterator[list[StreamEvent]]:
+    """The events of a reply after `after`, in batches: live from its buffer while it has
+    one, else from what was saved."""
     key = stream_key_for(message.pk)
     if await hub.buffered(key):
-        async for item in hub.subscribe(key, after):
-            yield item
+        async for batch in hub.subscribe_batches(key, after):
+            yield batch
         return
-    for item in _snapshot(message, after):
-        yield item
+    yield _snapshot(message, after)
 
 
 def _close_buffer(key: str, message_id: int) -> str | None:

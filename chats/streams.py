@@ -163,22 +163,31 @@ class StreamHub:
 
     async def subscribe(self, key: str, after: int = 0) -> AsyncIterator[StreamEvent]:
         """The events after `after`, live until the end: from memory, else from Redis."""
+        async for batch in self.subscribe_batches(key, after):
+            for item in batch:
+                yield item
+
+    async def subscribe_batches(self, key: str, after: int = 0) -> AsyncIterator[list[StreamEvent]]:
+        """The same events, in lists of all that were ready at once: a reader that fell
+        behind (a busy server) catches up in one write instead of one per token."""
         stream = self._streams.get(key)
         if stream is None:
-            async for item in self._subscribe_redis(key, after):
-                yield item
+            async for batch in self._subscribe_redis(key, after):
+                yield batch
             return
         position = after
         while True:
-            while position < len(stream.events):
-                item = stream.events[position]
-                position += 1
-                yield item
-                if item.terminal:
+            ready = stream.events[position:]
+            if ready:
+                position += len(ready)
+                end = next((index for index, item in enumerate(ready) if item.terminal), None)
+                yield ready if end is None else ready[: end + 1]
+                if end is not None:
                     return
-            if stream.finished:
+            elif stream.finished:
                 return
-            await stream.changed.wait()
+            else:
+                await stream.changed.wait()
 
     async def buffered(self, key: str) -> bool:
         """Whether the turn's events can be read live; False when Redis cannot be asked,
@@ -194,7 +203,7 @@ class StreamHub:
             logger.warning("Could not look for the buffer of %s in Redis", key, exc_info=True)
             return False
 
-    async def _subscribe_redis(self, key: str, after: int) -> AsyncIterator[StreamEvent]:
+    async def _subscribe_redis(self, key: str, after: int) -> AsyncIterator[list[StreamEvent]]:
         client = self.redis()
         if client is None:
             return
@@ -206,17 +215,19 @@ class StreamHub:
                     return  # expired, or the writer died before writing anything
                 if not await client.exists(alive_key(key)):
                     # Quiet, and no process runs the turn: its writer died mid-reply.
-                    yield interrupted_event(int(cursor.split("-")[0]) + 1, None)
+                    yield [interrupted_event(int(cursor.split("-")[0]) + 1, None)]
                     return
                 continue
+            batch: list[StreamEvent] = []
             for entry_id, fields in replies[0][1]:
                 cursor = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                for item in decode_entry(fields):
-                    if item.id <= after:  # the entry began before the reader's last event
-                        continue
-                    yield item
-                    if item.terminal:
-                        return
+                # An entry may begin before the reader's last event: skip what it had.
+                batch += [item for item in decode_entry(fields) if item.id > after]
+            end = next((index for index, item in enumerate(batch) if item.terminal), None)
+            if batch:
+                yield batch if end is None else batch[: end + 1]
+            if end is not None:
+                return
 
 
 hub = StreamHub()
