@@ -293,7 +293,7 @@ def turn_prepare(
             created = Conversation.objects.create(
                 owner=user,
                 title=title_from_message(spec.message),
-                model=spec.model or "",
+                model=route.primary.name,  # the model it started with, shown in lists
                 template=template,
                 system_prompt=spec.system_prompt or "",
             )

@@ -57,6 +57,7 @@ async def test_a_new_conversation_is_titled_from_the_first_message(async_client,
     events = await read_events(response)
     conversation = await Conversation.objects.aget(pk=events[0].data["conversation_id"])
     assert conversation.title == "Plan a weekend in Lisbon with kids"
+    assert conversation.model == "gpt-test"
     assert conversation.owner_id == chat.user.pk
 
 
