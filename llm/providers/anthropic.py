@@ -18,8 +18,8 @@ from llm.providers.base import (
     Params,
     connection_error,
     finish_reason,
+    mid_stream_error,
     retry_after_seconds,
-    safe_message,
     shared_client,
     ssl_context,
     status_error,
@@ -122,12 +122,7 @@ def error_for(target: ModelTarget, exc: anthropic.APIError) -> LLMError:
         return timeout_error(target, "the connection or a read took too long")
     if isinstance(exc, anthropic.APIConnectionError):
         return connection_error(target, exc.__cause__ or exc)
-    detail = safe_message(_upstream_message(exc), target.provider.api_key)
-    return LLMError(
-        "upstream_unavailable",
-        f"{target.provider.name} ({target.upstream_name}) failed mid-stream: {detail}",
-        retryable=True,
-    )
+    return mid_stream_error(target, _upstream_message(exc))
 
 
 def _upstream_message(exc: anthropic.APIError) -> str:

@@ -241,3 +241,13 @@ _FINISH_REASONS = {
     "tool_calls": "tool_calls",
     "tool_use": "tool_calls",
 }
+
+
+def mid_stream_error(target: ModelTarget, message: str) -> LLMError:
+    """An error inside a stream that began well (an error event, a reply it cannot read)."""
+    detail = safe_message(message or "an error event", target.provider.api_key)
+    return LLMError(
+        "upstream_unavailable",
+        f"{target.provider.name} ({target.upstream_name}) failed mid-stream: {detail}",
+        retryable=True,
+    )

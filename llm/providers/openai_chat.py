@@ -24,8 +24,8 @@ from llm.providers.base import (
     Params,
     connection_error,
     finish_reason,
+    mid_stream_error,
     retry_after_seconds,
-    safe_message,
     shared_client,
     ssl_context,
     status_error,
@@ -141,12 +141,7 @@ async def stream(
 def stream_error(target: ModelTarget, error: Any) -> LLMError:
     """An error event inside a stream that began well (the provider is overloaded, say)."""
     message = error.get("message") if isinstance(error, dict) else str(error)
-    detail = safe_message(str(message or "an error event"), target.provider.api_key)
-    return LLMError(
-        "upstream_unavailable",
-        f"{target.provider.name} ({target.upstream_name}) failed mid-stream: {detail}",
-        retryable=True,
-    )
+    return mid_stream_error(target, str(message or ""))
 
 
 def error_for(target: ModelTarget, exc: openai.APIError) -> LLMError:
@@ -163,12 +158,7 @@ def error_for(target: ModelTarget, exc: openai.APIError) -> LLMError:
     if isinstance(exc, openai.APIConnectionError):
         return connection_error(target, exc.__cause__ or exc)
     # An error event inside the stream, or a reply the SDK could not read.
-    detail = safe_message(_upstream_message(exc), target.provider.api_key)
-    return LLMError(
-        "upstream_unavailable",
-        f"{target.provider.name} ({target.upstream_name}) failed mid-stream: {detail}",
-        retryable=True,
-    )
+    return mid_stream_error(target, _upstream_message(exc))
 
 
 def _upstream_message(exc: openai.APIError) -> str:
