@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
@@ -22,6 +23,8 @@ from llm.models import Model, Provider
 from nexus.lib import runtime
 from nexus.lib.errors import ApiError
 from nexus.models import SINGLETON_ID, RuntimeSettings
+
+logger = logging.getLogger(__name__)
 
 AnyRequest = HttpRequest | Request
 
@@ -90,11 +93,28 @@ def runtime_settings_update(
             request=request,
             metadata={"changes": changed},
         )
-    # Dropped now, so that this process never serves the old row from the cache; stored
-    # again once committed, for everyone.
-    runtime.forget()
-    transaction.on_commit(lambda: runtime.publish(after_stored))
+    # Dropped now, so that no process serves the old row from the cache; stored again once
+    # committed, for everyone. If the cache cannot be told, the change is not made: other
+    # processes would go on reading the old values from it.
+    try:
+        runtime.forget()
+    except Exception:
+        raise ApiError(
+            "The settings cannot be changed while the cache (Redis) is unreachable; nothing was changed.",
+            code="service_unavailable",
+            status_code=503,
+        ) from None
+    transaction.on_commit(lambda: _publish_quietly(after_stored))
     return after
+
+
+def _publish_quietly(stored: runtime.Overrides) -> None:
+    """The cached row was dropped before the commit, so a failure here only costs the next
+    reader a query."""
+    try:
+        runtime.publish(stored)
+    except Exception:
+        logger.warning("Runtime settings: could not cache the new values", exc_info=True)
 
 
 def _set_enabled(
