@@ -71,6 +71,11 @@ def test_a_slow_first_token_is_not_retried_but_falls_back(fake_upstream):
         },
     )
     backup = fake_upstream.make_model(kind="anthropic", name="backup")
+    fake_upstream.make_model(kind="openai", name="warm")
+    # The first call of a process loads parts of the SDK lazily, which could eat the whole
+    # 0.3 s before the request leaves: warm it up, so the timeout is the first token's.
+    run("warm")
+    fake_upstream.reset()
     ModelFallback.objects.create(model=primary, fallback=backup)
 
     outcome = run("slow")
