@@ -16,10 +16,11 @@ does not lose the reply, and `stop` cancels the task from outside.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, ParamSpec, TypeVar
 
@@ -137,12 +138,16 @@ def _parameters(spec: TurnSpec, *layers: dict[str, Any]) -> dict[str, Any]:
 
 
 def _context(
-    *, target: ModelTarget, system: str, history: list[Message], max_tokens: int
+    *, target: ModelTarget, system: str, newest_first: Iterable[Message], max_tokens: int
 ) -> tuple[ChatMessage, ...]:
-    """The newest messages that fit the context window beside the system prompt and the reply."""
+    """The newest messages that fit the context window beside the system prompt and the reply.
+
+    `newest_first` is read only as far as the window reaches, so a long conversation costs
+    the turn the messages it sends, not all it ever had.
+    """
     budget = target.context_window - max_tokens - estimate_tokens(system)
     kept: list[ChatMessage] = []
-    for message in reversed(history):
+    for message in newest_first:
         cost = estimate_tokens(message.content) + 4
         if budget - cost < 0 and kept:
             break
@@ -155,14 +160,16 @@ def _context(
     return tuple(reversed(kept))
 
 
-def _history(conversation: Conversation | None) -> list[Message]:
+def _history_newest_first(
+    conversation: Conversation | None, *, up_to: int | None = None
+) -> Iterator[Message]:
+    """The conversation's finished messages with text, newest first, fetched as they are read."""
     if conversation is None:
-        return []
-    return [
-        message
-        for message in conversation.messages.order_by("id")
-        if message.content and message.status != MessageStatus.STREAMING
-    ]
+        return iter(())
+    messages = conversation.messages.exclude(status=MessageStatus.STREAMING).exclude(content="")
+    if up_to is not None:
+        messages = messages.filter(pk__lte=up_to)
+    return messages.order_by("-id").only("id", "role", "content").iterator(chunk_size=64)
 
 
 def _admit(*, user: User, api_key: ApiKey | None, target: ModelTarget, request: ChatRequest) -> Admission:
@@ -267,7 +274,6 @@ def turn_prepare(
         "",
     )
 
-    history = _history(conversation)
     anchor: Message | None = None
     if regenerate is not None:
         anchor = regenerate
@@ -275,12 +281,13 @@ def turn_prepare(
             anchor = conversation.messages.filter(id__lt=regenerate.pk, role=MessageRole.USER).last()  # type: ignore[union-attr]
             if anchor is None:
                 raise ApiError("There is no message of yours to answer again.", code="nothing_to_regenerate")
-        history = [message for message in history if message.pk <= anchor.pk]
+        history = _history_newest_first(conversation, up_to=anchor.pk)
     else:
-        history.append(Message(role=MessageRole.USER, content=spec.message))
+        question = Message(role=MessageRole.USER, content=spec.message)
+        history = itertools.chain([question], _history_newest_first(conversation))
 
     request = ChatRequest(
-        messages=_context(target=target, system=system, history=history, max_tokens=max_tokens),
+        messages=_context(target=target, system=system, newest_first=history, max_tokens=max_tokens),
         system=system,
         temperature=parameters.get("temperature"),
         top_p=parameters.get("top_p"),
