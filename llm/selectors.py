@@ -9,8 +9,12 @@ from django.db.models import OuterRef, Q, QuerySet, Subquery
 from llm import crypto
 from llm.models import Model, ModelFallback, Provider
 from llm.types import ModelTarget, ProviderConfig, Route, UnknownModel
+from nexus.lib.process_cache import ProcessCache
 
 logger = logging.getLogger(__name__)
+
+# Routes by model name, kept in each process; llm.apps drops them when the catalog changes.
+routes: ProcessCache[str, Route] = ProcessCache("llm-routes", max_entries=1_000)
 
 
 def provider_config(provider: Provider) -> ProviderConfig:
@@ -56,10 +60,15 @@ def _usable(model: Model) -> bool:
 
 
 def route_get(*, name: str) -> Route:
-    """The model clients call `name` and its enabled fallbacks, in order, in one query.
+    """The model clients call `name` and its enabled fallbacks, in order.
 
-    Raises UnknownModel when the model does not exist, or it or its provider is disabled.
+    From this process's memory while the catalog is unchanged, else in one query. Raises
+    UnknownModel when the model does not exist, or it or its provider is disabled.
     """
+    return routes.get(name, lambda: _route_load(name))
+
+
+def _route_load(name: str) -> Route:
     entries = ModelFallback.objects.filter(model__name=name, fallback=OuterRef("pk")).order_by()
     rows = list(
         Model.objects.select_related("provider")

@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from accounts.models import User
 from accounts.services import audit_event_record
 from llm.models import Model, Provider
+from llm.selectors import routes
 from nexus.lib import runtime
 from nexus.lib.errors import ApiError
 from nexus.models import SINGLETON_ID, RuntimeSettings
@@ -130,6 +131,7 @@ def _set_enabled(
         if row.enabled == enabled:
             continue
         type(row).objects.filter(pk=row.pk).update(enabled=enabled)
+        routes.invalidate()  # update() sends no signal
         row.enabled = enabled
         audit_event_record(
             action=f"{kind}.{'enabled' if enabled else 'disabled'}",

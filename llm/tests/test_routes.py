@@ -74,3 +74,24 @@ def test_a_key_that_no_longer_decrypts_becomes_an_empty_key_not_a_crash(settings
     settings.NEXUS_ENCRYPTION_KEY = "V3K8d0sYz1o9S0wVZ9X8b5i7H7j3QmN1m2c4xRr6t8U="
 
     assert route_get(name="m").primary.provider.api_key == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_route_is_read_once_and_dropped_when_the_catalog_changes(django_assert_num_queries):
+    provider = Provider.objects.create(name="p", kind="openai", base_url="https://api.example.com/v1")
+    gpt = make_model("gpt", provider)
+    route_get(name="gpt")
+    with django_assert_num_queries(0):
+        assert route_get(name="gpt").primary.upstream_name == "up-gpt"
+
+    gpt.upstream_name = "up-gpt-2"
+    gpt.save()
+    assert route_get(name="gpt").primary.upstream_name == "up-gpt-2"
+
+    backup = make_model("backup", provider)
+    ModelFallback.objects.create(model=gpt, fallback=backup, position=1)
+    assert [target.name for target in route_get(name="gpt").fallbacks] == ["backup"]
+
+    gpt.delete()
+    with pytest.raises(UnknownModel):
+        route_get(name="gpt")

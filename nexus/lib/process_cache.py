@@ -1,0 +1,92 @@
+"""Read-mostly rows kept in each process, dropped in every process as soon as they change.
+
+    routes = ProcessCache("llm-routes")
+    route = routes.get(name, lambda: load_route(name))     # the database only on a miss
+    routes.invalidate()                                    # a writer changed the rows
+
+Every AI call reads the same few rows (the model's route, the caller's limits); reading
+them from PostgreSQL each time cost more than the rest of the call's own work. A
+ProcessCache keeps them in this process's memory, tagged with a *generation*: a token under
+one key of the shared cache (Redis in production). A writer replaces the token (at once,
+and again when its transaction commits, so a reader that loaded the old rows between the
+two cannot keep them); a reader compares its tag with the token on every read, one cache
+round trip, and drops everything it holds when they differ. So a change is in force on
+every process at its next read, as with the runtime settings.
+
+Only what is read outside a transaction is kept: inside one, a read can see rows that are
+later rolled back. When the shared cache cannot be reached, reads go to the database and
+nothing is kept; entries also expire after `max_age` seconds, so a token replacement lost
+to an outage cannot leave a process stale for longer than that.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+from django.core.cache import cache
+from django.db import connection, transaction
+
+logger = logging.getLogger(__name__)
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class ProcessCache(Generic[K, V]):
+    def __init__(self, name: str, *, max_entries: int = 10_000, max_age: float = 60.0) -> None:
+        self.key = f"process-cache:{name}:generation"
+        self.max_entries = max_entries
+        self.max_age = max_age
+        self._tag: str | None = None
+        self._entries: dict[K, tuple[float, V]] = {}
+
+    def get(self, key: K, load: Callable[[], V]) -> V:
+        """The value under `key`, from this process's memory if it is current, else `load()`."""
+        generation = self._generation()
+        now = time.monotonic()
+        if generation is not None and generation != self._tag:
+            self._entries = {}
+            self._tag = generation
+        entry = self._entries.get(key) if generation is not None else None
+        if entry is not None and now - entry[0] < self.max_age:
+            return entry[1]
+        value = load()
+        if generation is not None and not connection.in_atomic_block:
+            if len(self._entries) >= self.max_entries:
+                self._entries = {}
+            self._entries[key] = (now, value)
+        return value
+
+    def invalidate(self) -> None:
+        """The rows changed: every process reloads them at its next read."""
+        self._entries = {}
+        self._replace_generation()
+        # Again at the commit: a reader that loaded the old rows in between drops them then.
+        transaction.on_commit(self._replace_generation)
+
+    def _generation(self) -> str | None:
+        try:
+            generation = cache.get(self.key)
+            if generation is None:
+                cache.add(self.key, uuid.uuid4().hex, timeout=None)
+                generation = cache.get(self.key)
+        except Exception:
+            logger.warning("%s: the shared cache is unreachable, reading the database", self.key)
+            return None
+        return str(generation) if generation is not None else None
+
+    def _replace_generation(self) -> None:
+        self._entries = {}
+        try:
+            cache.set(self.key, uuid.uuid4().hex, timeout=None)
+        except Exception:
+            logger.warning(
+                "%s: could not tell other processes of a change; they see it within %.0f s",
+                self.key,
+                self.max_age,
+                exc_info=True,
+            )
