@@ -20,6 +20,7 @@ from billing import periods
 from billing.models import ApiKeyQuota, DailyUsage, QuotaCounter, UserQuota
 from billing.money import ZERO, default_monthly_budget
 from nexus.lib import runtime
+from nexus.lib.process_cache import ProcessCache
 
 GroupBy = Literal["day", "model", "key"]
 GROUP_BY_CHOICES: tuple[GroupBy, ...] = ("day", "model", "key")
@@ -38,26 +39,40 @@ class Limits:
 NO_LIMITS = Limits(monthly_budget=None, monthly_tokens=None, calls_per_minute=None)
 
 
-def user_limits(*, user_id: int) -> Limits:
-    quota = UserQuota.objects.filter(user_id=user_id).first()
-    budget = quota.monthly_budget if quota and quota.monthly_budget is not None else default_monthly_budget()
-    calls = quota.calls_per_minute if quota and quota.calls_per_minute is not None else None
-    return Limits(
-        monthly_budget=budget,
-        monthly_tokens=quota.monthly_tokens if quota else None,
-        calls_per_minute=calls if calls is not None else runtime.ai_calls_per_minute(),
-    )
+# The quota rows of users and keys as Limits (None: no row), kept in each process;
+# billing.apps drops them when a row changes. The defaults they fall back on are runtime
+# settings, resolved at every read.
+quota_rows: ProcessCache[tuple[str, int], Limits | None] = ProcessCache("billing-quota-rows")
 
 
-def api_key_limits(*, api_key_id: int) -> Limits:
-    quota = ApiKeyQuota.objects.filter(api_key_id=api_key_id).first()
+def _row_limits(quota: UserQuota | ApiKeyQuota | None) -> Limits | None:
     if quota is None:
-        return NO_LIMITS
+        return None
     return Limits(
         monthly_budget=quota.monthly_budget,
         monthly_tokens=quota.monthly_tokens,
         calls_per_minute=quota.calls_per_minute,
     )
+
+
+def user_limits(*, user_id: int) -> Limits:
+    row = quota_rows.get(
+        ("user", user_id), lambda: _row_limits(UserQuota.objects.filter(user_id=user_id).first())
+    )
+    budget = row.monthly_budget if row and row.monthly_budget is not None else default_monthly_budget()
+    calls = row.calls_per_minute if row and row.calls_per_minute is not None else None
+    return Limits(
+        monthly_budget=budget,
+        monthly_tokens=row.monthly_tokens if row else None,
+        calls_per_minute=calls if calls is not None else runtime.ai_calls_per_minute(),
+    )
+
+
+def api_key_limits(*, api_key_id: int) -> Limits:
+    row = quota_rows.get(
+        ("key", api_key_id), lambda: _row_limits(ApiKeyQuota.objects.filter(api_key_id=api_key_id).first())
+    )
+    return row or NO_LIMITS
 
 
 @dataclass(frozen=True, slots=True)
