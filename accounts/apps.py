@@ -1,4 +1,5 @@
-"""The accounts app: after `migrate`, the admin role is granted the permissions of new models."""
+"""The accounts app: after `migrate`, the admin role is granted the permissions of new
+models; a change to a user or a key drops the credentials every process keeps."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from django.apps import AppConfig
 from django.db.migrations.operations import CreateModel
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_delete, post_migrate, post_save
 
 
 def grant_new_model_permissions_to_admins(sender: AppConfig, plan: Any = None, **kwargs: Any) -> None:
@@ -43,3 +44,23 @@ class AccountsConfig(AppConfig):
         # Connected per sending app, after auth's own handler has created its permissions.
         post_migrate.connect(grant_new_model_permissions_to_admins, dispatch_uid="accounts_admin_perms")
         from accounts import schema  # noqa: F401  # registers the OpenAPI security schemes
+        from accounts.selectors import credentials_invalidate  # needs the models, loaded by now
+
+        def credentials_changed(sender: type, update_fields: Any = None, **kwargs: Any) -> None:
+            if update_fields is not None and set(update_fields) <= {"last_login"}:
+                return  # a login changes nothing authentication reads
+            credentials_invalidate()
+
+        # Signals, so that every path that writes users and keys (admin, API, shell) is
+        # seen; services that write with queryset.update() call credentials_invalidate().
+        for name in ("User", "ApiKey"):
+            model = self.get_model(name)
+            post_save.connect(
+                credentials_changed,
+                sender=model,
+                weak=False,
+                dispatch_uid=f"accounts-credentials-save-{name}",
+            )
+            post_delete.connect(
+                credentials_changed, sender=model, weak=False, dispatch_uid=f"accounts-credentials-del-{name}"
+            )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from accounts.models import ApiKey, AuditEvent, Role, User
+from nexus.lib.process_cache import ProcessCache
 
 # A role may be changed to a lower one by its holder, never to a higher one.
 ROLE_RANK = {Role.USER: 0, Role.ADMIN: 1}
@@ -86,3 +88,36 @@ def audit_event_list(
     if until is not None:
         events = events.filter(created_at__lt=until)
     return events
+
+
+# --- credentials, as every authenticated request reads them ------------------------------
+
+# API keys (by digest, with their owner) and users (by id), kept in each process;
+# accounts.apps drops them when a key or a user changes. Callers get copies, so nothing a
+# request sets on its user (a permission cache, say) outlives the request.
+api_keys: ProcessCache[str, ApiKey] = ProcessCache("accounts-api-keys")
+users: ProcessCache[int, User] = ProcessCache("accounts-users")
+
+
+def credentials_invalidate() -> None:
+    api_keys.invalidate()
+    users.invalidate()
+
+
+def api_key_by_digest(*, digest: str) -> ApiKey | None:
+    """The key with this digest and its user (revoked and expired ones too), or None."""
+    try:
+        cached = api_keys.get(digest, lambda: ApiKey.objects.select_related("user").get(digest=digest))
+    except ApiKey.DoesNotExist:  # not kept: unknown keys must not crowd out real ones
+        return None
+    key = copy.copy(cached)
+    key.user = copy.copy(cached.user)
+    return key
+
+
+def user_by_id(*, user_id: int) -> User | None:
+    """The user with this id (active or not), or None."""
+    try:
+        return copy.copy(users.get(user_id, lambda: User.objects.get(pk=user_id)))
+    except User.DoesNotExist:
+        return None

@@ -10,6 +10,7 @@ import hashlib
 import ipaddress
 import logging
 import secrets
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,7 +37,13 @@ from rest_framework_simplejwt.tokens import Token
 from accounts import throttles, tokens
 from accounts.errors import LastAdmin
 from accounts.models import ApiKey, AuditEvent, Role, User, normalize_email
-from accounts.selectors import ROLE_RANK, user_is_last_active_admin, user_role
+from accounts.selectors import (
+    ROLE_RANK,
+    api_key_by_digest,
+    credentials_invalidate,
+    user_is_last_active_admin,
+    user_role,
+)
 from accounts.tokens import TokenPair
 
 logger = logging.getLogger(__name__)
@@ -440,6 +447,7 @@ def api_key_revoke(*, key: ApiKey, actor: User | None = None, request: AnyReques
     """Revokes the key at once (its next request is refused); revoking again changes nothing."""
     now = timezone.now()
     if ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now):
+        credentials_invalidate()  # update() sends no signal
         key.revoked_at = now
         audit_event_record(
             action="key.revoked",
@@ -453,9 +461,20 @@ def api_key_revoke(*, key: ApiKey, actor: User | None = None, request: AnyReques
     return key
 
 
+# When this process last recorded the use of each key (monotonic seconds).
+_keys_touched: dict[int, float] = {}
+
+
 def _api_key_touch(key: ApiKey, now: datetime) -> None:
-    """Records use at most once a minute per key: the cache remembers the last write, and the
-    UPDATE is conditional, so processes that miss the cache still write once a minute."""
+    """Records use at most once a minute per key: this process remembers its last write, the
+    cache the last write of any process, and the UPDATE is conditional, so processes that
+    miss the cache still write once a minute."""
+    checked = time.monotonic()
+    if checked - _keys_touched.get(key.pk, -API_KEY_TOUCH_SECONDS) < API_KEY_TOUCH_SECONDS:
+        return
+    if len(_keys_touched) > 100_000:
+        _keys_touched.clear()
+    _keys_touched[key.pk] = checked
     try:
         due = cache.add(f"accounts:key-used:{key.pk}", 1, timeout=API_KEY_TOUCH_SECONDS)
     except Exception:  # the cache is only an optimisation here; the UPDATE's condition holds
@@ -470,11 +489,7 @@ def _api_key_touch(key: ApiKey, now: datetime) -> None:
 @sensitive_variables("key")
 def api_key_authenticate(*, key: str) -> tuple[User, ApiKey]:
     """The owner of a usable `nx-` key; AuthenticationFailed for unknown, revoked or expired."""
-    api_key = (
-        ApiKey.objects.select_related("user").filter(digest=api_key_digest(key)).first()
-        if key.startswith(API_KEY_PREFIX)
-        else None
-    )
+    api_key = api_key_by_digest(digest=api_key_digest(key)) if key.startswith(API_KEY_PREFIX) else None
     now = timezone.now()
     if api_key is None:
         message = "This API key is not valid."

@@ -27,6 +27,7 @@ from rest_framework_simplejwt.utils import datetime_from_epoch, get_md5_hash_pas
 
 from accounts.errors import ServiceUnavailable
 from accounts.models import User
+from accounts.selectors import user_by_id
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,10 @@ def token_pair_issue(*, user: User) -> TokenPair:
 def token_user(token: Token) -> User:
     """The active user a verified token was issued to, while their password is unchanged."""
     user_id = token.get(api_settings.USER_ID_CLAIM)
-    user = User.objects.filter(pk=user_id).first() if user_id is not None else None
+    try:
+        user = user_by_id(user_id=int(user_id))
+    except (TypeError, ValueError):
+        user = None
     if user is None or not user.is_active:
         raise AuthenticationFailed("The account of this token is inactive or deleted.", code="user_inactive")
     if token.get(api_settings.REVOKE_TOKEN_CLAIM) != get_md5_hash_password(user.password):

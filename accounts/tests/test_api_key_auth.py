@@ -124,3 +124,35 @@ def test_bearer_authenticate_refuses_a_revoked_key(alice_key):
     services.api_key_revoke(key=alice_key[0])
     with pytest.raises(AuthenticationFailed):
         services.bearer_authenticate(token=alice_key[1])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_keys_kept_by_the_process_are_dropped_as_soon_as_they_change(
+    alice, alice_key, django_assert_num_queries
+):
+    key, secret = alice_key
+    services.api_key_authenticate(key=secret)  # loads and keeps the key; records its use
+    with django_assert_num_queries(0):
+        user, authenticated = services.api_key_authenticate(key=secret)
+    assert (user.pk, authenticated.pk) == (alice.pk, key.pk)
+
+    alice.is_active = False
+    alice.save()
+    with pytest.raises(AuthenticationFailed, match="inactive"):
+        services.api_key_authenticate(key=secret)
+    alice.is_active = True
+    alice.save()
+    services.api_key_authenticate(key=secret)
+
+    services.api_key_revoke(key=key)  # a queryset update, no signal
+    with pytest.raises(AuthenticationFailed, match="revoked"):
+        services.api_key_authenticate(key=secret)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_user_a_request_gets_is_its_own_copy(alice, alice_key):
+    _, secret = alice_key
+    first, _ = services.api_key_authenticate(key=secret)
+    first.nickname = "changed by a request"
+    second, _ = services.api_key_authenticate(key=secret)
+    assert second.nickname != "changed by a request"

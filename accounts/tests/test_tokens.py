@@ -197,3 +197,24 @@ def test_login_fails_closed_with_503_when_the_throttle_cannot_count(api, alice, 
     response = api.post("/auth/login", {"email": "alice@example.com", "password": PASSWORD})
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "service_unavailable"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_user_kept_by_the_process_is_dropped_when_their_password_or_status_changes(alice):
+    from rest_framework.exceptions import AuthenticationFailed
+
+    raw = str(AccessToken.for_user(alice))
+    assert tokens.access_token_authenticate(raw)[0].pk == alice.pk  # loads and keeps alice
+    assert tokens.access_token_authenticate(raw)[0].pk == alice.pk
+
+    alice.set_password("another-long-password-1")
+    alice.save()
+    with pytest.raises(AuthenticationFailed, match="password was changed"):
+        tokens.access_token_authenticate(raw)
+
+    fresh = str(AccessToken.for_user(alice))
+    tokens.access_token_authenticate(fresh)
+    alice.is_active = False
+    alice.save()
+    with pytest.raises(AuthenticationFailed, match="inactive"):
+        tokens.access_token_authenticate(fresh)
