@@ -137,3 +137,21 @@ def test_the_budget_resets_on_the_first_of_the_month(user, target, monkeypatch):
 def test_a_bad_default_budget_fails_loudly_naming_the_setting(raw):
     with pytest.raises(ImproperlyConfigured, match="DEFAULT_MONTHLY_BUDGET"):
         parse_budget(raw)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_budget_set_while_calls_run_holds_from_the_next_call(user, api_key, target):
+    admit(user, target, api_key=api_key)  # the user's and the key's limits are now kept in memory
+    admit(user, target, api_key=api_key)
+
+    services.user_quota_set(user=user, monthly_budget=Decimal("0.06"))  # 2 x 0.0275 reserved so far
+    with pytest.raises(InsufficientQuota, match="your monthly budget"):
+        admit(user, target, api_key=api_key)
+
+    services.user_quota_set(user=user, monthly_budget=Decimal("10"))
+    services.api_key_quota_set(api_key=api_key, monthly_budget=Decimal("0.06"))
+    with pytest.raises(InsufficientQuota, match="this API key's monthly budget"):
+        admit(user, target, api_key=api_key)
+
+    ApiKeyQuota.objects.filter(api_key=api_key).delete()
+    admit(user, target, api_key=api_key)
