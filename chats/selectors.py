@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from rest_framework.exceptions import NotFound
 
@@ -19,13 +21,34 @@ def conversation_list(*, user: User, query: str = "", archived: bool | None = No
     return conversations.order_by("-pinned", "-updated_at", "-id")
 
 
-def history_list(*, user: User) -> QuerySet[Conversation]:
-    """Conversations newest first with their messages: three queries whatever the page size."""
+HISTORY_CONVERSATION_FIELDS = ("id", "title", "model", "created_at", "updated_at")
+HISTORY_MESSAGE_FIELDS = ("id", "role", "content", "status", "created_at")
+
+
+def history_list(*, user: User) -> QuerySet[Conversation, dict[str, Any]]:
+    """The caller's conversations newest first, as rows; `history_messages` adds their messages.
+
+    Rows, not model instances: a page of history is hundreds of messages, and building and
+    serializing an instance for each cost more than the queries.
+    """
     return (
         Conversation.objects.filter(owner=user)
         .order_by("-updated_at", "-id")
-        .prefetch_related(Prefetch("messages", queryset=Message.objects.order_by("id")))
+        .values(*HISTORY_CONVERSATION_FIELDS)
     )
+
+
+def history_messages(*, conversation_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The messages of these conversations in order, as rows, by conversation: one query."""
+    by_conversation: dict[int, list[dict[str, Any]]] = {pk: [] for pk in conversation_ids}
+    rows = (
+        Message.objects.filter(conversation_id__in=conversation_ids)
+        .order_by("id")
+        .values_list("conversation_id", *HISTORY_MESSAGE_FIELDS)
+    )
+    for conversation_id, *values in rows:
+        by_conversation[conversation_id].append(dict(zip(HISTORY_MESSAGE_FIELDS, values, strict=True)))
+    return by_conversation
 
 
 def conversation_get(*, user: User, conversation_id: int, for_update: bool = False) -> Conversation:

@@ -74,11 +74,37 @@ class ConversationSerializer(serializers.ModelSerializer[Conversation]):
 
 
 class HistorySerializer(serializers.ModelSerializer[Conversation]):
+    """The shape of a history entry; `history_representation` renders pages of it."""
+
     messages = HistoryMessageSerializer(many=True, read_only=True)
 
     class Meta:
         model = Conversation
         fields = ("id", "title", "model", "created_at", "updated_at", "messages")
+
+
+_datetime = serializers.DateTimeField()
+
+
+def history_representation(
+    conversations: list[dict[str, Any]], messages: dict[int, list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """HistorySerializer's output from rows, without a field object per value: a page holds
+    hundreds of messages. Dates go through DRF's own field, so both read the same."""
+    rendered = []
+    for conversation in conversations:
+        entries = messages.get(conversation["id"], [])
+        for message in entries:
+            message["created_at"] = _datetime.to_representation(message["created_at"])
+        rendered.append(
+            {
+                **conversation,
+                "created_at": _datetime.to_representation(conversation["created_at"]),
+                "updated_at": _datetime.to_representation(conversation["updated_at"]),
+                "messages": entries,
+            }
+        )
+    return rendered
 
 
 class SharedMessageSerializer(serializers.ModelSerializer[Message]):

@@ -28,6 +28,7 @@ from chats.serializers import (
     ParametersSerializer,
     SharedConversationSerializer,
     TemplateSerializer,
+    history_representation,
 )
 from chats.streams import StreamEvent, hub
 from chats.turn import TurnSpec, start_turn_async, stop_turn, turn_prepare
@@ -129,10 +130,15 @@ class RegenerateView(ChatView):
 
 
 class HistoryView(ChatView, generics.ListAPIView[Conversation]):
-    serializer_class = HistorySerializer
+    serializer_class = HistorySerializer  # the shape; pages are rendered from rows
 
-    def get_queryset(self) -> QuerySet[Conversation]:
+    def get_queryset(self) -> QuerySet[Conversation, dict[str, Any]]:  # type: ignore[override]
         return selectors.history_list(user=_user(self.request))
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        conversations = list(self.paginate_queryset(self.get_queryset()) or [])
+        messages = selectors.history_messages(conversation_ids=[row["id"] for row in conversations])
+        return self.get_paginated_response(history_representation(conversations, messages))
 
 
 class ConversationInput(serializers.Serializer[dict[str, Any]]):

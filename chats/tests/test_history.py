@@ -53,3 +53,14 @@ def test_history_costs_the_same_few_queries_whatever_the_page_size(
     with django_assert_max_num_queries(3):
         response = alice_client.get(f"/chat/history?page_size={page_size}")
     assert len(response.json()["results"]) == page_size
+
+
+def test_history_reads_exactly_as_its_serializer_renders(alice, alice_client):
+    from chats.serializers import HistorySerializer
+
+    fill(alice, 2, 3)
+    Message.objects.filter(content="0.1").update(status="failed")
+    expected = HistorySerializer(
+        Conversation.objects.filter(owner=alice).order_by("-updated_at", "-id"), many=True
+    ).data
+    assert alice_client.get("/chat/history").json()["results"] == [dict(entry) for entry in expected]
