@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from rest_framework import serializers
 
 from chats.models import Conversation, Message, Template
@@ -86,21 +88,29 @@ class HistorySerializer(serializers.ModelSerializer[Conversation]):
 _datetime = serializers.DateTimeField()
 
 
+def _datetime_text(value: datetime) -> str:
+    """DRF's DateTimeField output; for a UTC datetime in a UTC server (the default TIME_ZONE)
+    written directly, without the field's timezone work per value."""
+    if value.utcoffset() != timedelta(0) or settings.TIME_ZONE != "UTC":
+        return _datetime.to_representation(value)
+    return value.isoformat().replace("+00:00", "Z")
+
+
 def history_representation(
     conversations: list[dict[str, Any]], messages: dict[int, list[dict[str, Any]]]
 ) -> list[dict[str, Any]]:
     """HistorySerializer's output from rows, without a field object per value: a page holds
-    hundreds of messages. Dates go through DRF's own field, so both read the same."""
+    hundreds of messages."""
     rendered = []
     for conversation in conversations:
         entries = messages.get(conversation["id"], [])
         for message in entries:
-            message["created_at"] = _datetime.to_representation(message["created_at"])
+            message["created_at"] = _datetime_text(message["created_at"])
         rendered.append(
             {
                 **conversation,
-                "created_at": _datetime.to_representation(conversation["created_at"]),
-                "updated_at": _datetime.to_representation(conversation["updated_at"]),
+                "created_at": _datetime_text(conversation["created_at"]),
+                "updated_at": _datetime_text(conversation["updated_at"]),
                 "messages": entries,
             }
         )
