@@ -7,7 +7,7 @@ from typing import Any
 
 from django.apps import AppConfig
 from django.db.migrations.operations import CreateModel
-from django.db.models.signals import post_delete, post_migrate, post_save
+from django.db.models.signals import post_migrate
 
 
 def grant_new_model_permissions_to_admins(sender: AppConfig, plan: Any = None, **kwargs: Any) -> None:
@@ -44,23 +44,10 @@ class AccountsConfig(AppConfig):
         # Connected per sending app, after auth's own handler has created its permissions.
         post_migrate.connect(grant_new_model_permissions_to_admins, dispatch_uid="accounts_admin_perms")
         from accounts import schema  # noqa: F401  # registers the OpenAPI security schemes
-        from accounts.selectors import credentials_invalidate  # needs the models, loaded by now
+        from accounts.selectors import api_keys, users  # need the models, loaded by now
 
-        def credentials_changed(sender: type, update_fields: Any = None, **kwargs: Any) -> None:
-            if update_fields is not None and set(update_fields) <= {"last_login"}:
-                return  # a login changes nothing authentication reads
-            credentials_invalidate()
-
-        # Signals, so that every path that writes users and keys (admin, API, shell) is
-        # seen; services that write with queryset.update() call credentials_invalidate().
-        for name in ("User", "ApiKey"):
-            model = self.get_model(name)
-            post_save.connect(
-                credentials_changed,
-                sender=model,
-                weak=False,
-                dispatch_uid=f"accounts-credentials-save-{name}",
-            )
-            post_delete.connect(
-                credentials_changed, sender=model, weak=False, dispatch_uid=f"accounts-credentials-del-{name}"
+        for kept in (api_keys, users):
+            # A login's last_login stamp changes nothing authentication reads.
+            kept.invalidate_on_change(
+                self.get_model("User"), self.get_model("ApiKey"), unless_only={"last_login"}
             )

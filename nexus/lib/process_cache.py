@@ -24,11 +24,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Collection, Hashable
+from typing import Any, Generic, TypeVar
 
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import connection, models, transaction
+from django.db.models.signals import post_delete, post_save
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,23 @@ class ProcessCache(Generic[K, V]):
         self._replace_generation()
         # Again at the commit: a reader that loaded the old rows in between drops them then.
         transaction.on_commit(self._replace_generation)
+
+    def invalidate_on_change(
+        self, *senders: type[models.Model], unless_only: Collection[str] = frozenset()
+    ) -> None:
+        """Invalidates whenever a row of these models is saved or deleted, by any path (admin,
+        API, shell), except saves of only the fields `unless_only` (what readers don't use).
+        Writes with queryset.update() send no signal: their services call invalidate()."""
+
+        def changed(sender: type, update_fields: Collection[str] | None = None, **kwargs: Any) -> None:
+            if update_fields is not None and unless_only and set(update_fields) <= set(unless_only):
+                return
+            self.invalidate()
+
+        for sender in senders:
+            name = f"{self.key}:{sender._meta.label}"
+            post_save.connect(changed, sender=sender, weak=False, dispatch_uid=f"{name}:save")
+            post_delete.connect(changed, sender=sender, weak=False, dispatch_uid=f"{name}:delete")
 
     def _generation(self) -> str | None:
         try:
