@@ -9,7 +9,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from llm.fake_upstream.server import Exchange
+    from llm.fake_upstream.server import Exchange, Knobs
 
 
 def _sse(data: Any, event: str | None = None) -> str:
@@ -21,11 +21,28 @@ class Protocol:
     """One provider's wire format: errors, a complete reply, and a stream's events."""
 
     name = ""
+    knobs: Knobs  # set by the server before it answers
 
     def __init__(self, exchange: Exchange) -> None:
         self.exchange = exchange
         self.id = uuid.uuid4().hex[:24]
         self.created = int(time.time())
+
+    def max_tokens(self, body: dict[str, Any]) -> int | None:
+        """The request's limit on output tokens, under this wire format's name for it."""
+        return None
+
+    def choices(self, body: dict[str, Any]) -> int:
+        """How many alternative replies the request asks for."""
+        return 1
+
+    def reasoning_delta(self, body: dict[str, Any], token: str, index: int) -> list[str]:
+        """The events of one word of the reply's reasoning (knobs.reasoning)."""
+        return []
+
+    def tool_call_events(self, body: dict[str, Any], index: int, name: str, arguments: str) -> list[str]:
+        """The events of the reply's tool call number `index` (knobs.tool_calls), after its text."""
+        return []
 
     def model(self, body: dict[str, Any]) -> str:
         return str(body.get("model", ""))

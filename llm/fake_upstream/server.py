@@ -57,6 +57,15 @@ class Knobs:
     finish_reason: str = "stop"  # "stop" or "length"
     api_key: str | None = None  # when set, any other key is refused (401, or Gemini's 400)
     retry_after: float | None = None  # a Retry-After header on errors
+    # The reply's reasoning (thinking), streamed word by word before its text, in each wire
+    # format's own way; it counts as output tokens.
+    reasoning: str = ""
+    # Tool calls the reply makes after its text: a list of {"name": ..., "arguments": "<JSON text>"}.
+    # Set `reply` to "" for a reply that only calls tools; the finish reason becomes tool_calls.
+    tool_calls: list[dict[str, Any]] | None = None
+    # By default a reply stops at the request's token limit (finish reason length), as real
+    # providers do; true: stream on past it, as some OpenAI-compatible servers do.
+    ignore_max_tokens: bool = False
 
     @classmethod
     def names(cls) -> list[str]:
@@ -74,10 +83,14 @@ class Knobs:
             return [f"{' ' if index else ''}word{index + 1}" for index in range(self.tokens)]
         return re.findall(r"\s*\S+|\s+$", self.reply)
 
+    def reasoning_tokens(self) -> list[str]:
+        return re.findall(r"\s*\S+|\s+$", self.reasoning)
+
 
 _NUMBERS = {"tokens", "fail_times", "cut_after", "stream_error_after", "error_status"}
 _FLOATS = {"token_delay", "first_token_delay", "retry_after"}
-_BOOLS = {"context_length", "omit_usage"}
+_BOOLS = {"context_length", "omit_usage", "ignore_max_tokens"}
+_JSON = {"tool_calls"}
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -92,6 +105,8 @@ def _coerce(name: str, value: Any) -> Any:
         return float(value)
     if name in _BOOLS:
         return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+    if name in _JSON:
+        return json.loads(value) if isinstance(value, str) else value
     return str(value)
 
 
@@ -359,14 +374,24 @@ class FakeUpstream:
                 await protocol.send_error(knobs.error_status, message, extra)
                 return
 
+        protocol.knobs = knobs
         tokens = knobs.reply_tokens()
+        finish = knobs.finish_reason
+        limit = protocol.max_tokens(body)
+        if limit is not None and not knobs.ignore_max_tokens and len(tokens) > limit:
+            tokens, finish = tokens[:limit], "length"
+        elif knobs.tool_calls and finish == "stop":
+            finish = "tool_calls"
+        reasoning = knobs.reasoning_tokens()
         input_tokens = _count_input_tokens(body)
-        usage = None if knobs.omit_usage else (input_tokens, len(tokens))
+        output_tokens = (len(tokens) * protocol.choices(body)) + len(reasoning)
+        usage = None if knobs.omit_usage else (input_tokens, output_tokens)
         record["usage"] = None if usage is None else {"input_tokens": usage[0], "output_tokens": usage[1]}
         if not record["stream"]:
-            if not await exchange.pause(knobs.first_token_delay + knobs.token_delay * len(tokens)):
+            delay = knobs.first_token_delay + knobs.token_delay * (len(tokens) + len(reasoning))
+            if not await exchange.pause(delay):
                 return
-            await exchange.send(200, protocol.complete(body, "".join(tokens), usage, knobs.finish_reason))
+            await exchange.send(200, protocol.complete(body, "".join(tokens), usage, finish))
             record["tokens_sent"] = len(tokens)
             return
 
@@ -375,6 +400,13 @@ class FakeUpstream:
             for event in protocol.opening(body, usage):
                 if not await exchange.send_chunk(event):
                     return
+            for index, token in enumerate(reasoning):
+                delay = knobs.first_token_delay if index == 0 else knobs.token_delay
+                if not await exchange.pause(delay):
+                    return
+                for event in protocol.reasoning_delta(body, token, index):
+                    if not await exchange.send_chunk(event):
+                        return
             for index, token in enumerate(tokens):
                 if knobs.cut_after is not None and index >= knobs.cut_after:
                     exchange.cut()
@@ -384,7 +416,7 @@ class FakeUpstream:
                     await exchange.send_chunk(protocol.error_event())
                     await exchange.end_stream()
                     return
-                delay = knobs.first_token_delay if index == 0 else knobs.token_delay
+                delay = knobs.first_token_delay if index == 0 and not reasoning else knobs.token_delay
                 if not await exchange.pause(delay):
                     return
                 if not await exchange.send_chunk(protocol.delta(body, token, index, usage)):
@@ -393,7 +425,13 @@ class FakeUpstream:
             if knobs.cut_after is not None and knobs.cut_after <= len(tokens):
                 exchange.cut()
                 return
-            for event in protocol.closing(body, usage, knobs.finish_reason):
+            for index, call in enumerate(knobs.tool_calls or ()):
+                for event in protocol.tool_call_events(
+                    body, index, str(call["name"]), str(call["arguments"])
+                ):
+                    if not await exchange.send_chunk(event):
+                        return
+            for event in protocol.closing(body, usage, finish):
                 if not await exchange.send_chunk(event):
                     return
             await exchange.end_stream()

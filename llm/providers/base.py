@@ -1,7 +1,8 @@
 """What every adapter shares: the call parameters, the event types, and error mapping.
 
 An adapter is an async generator `stream(target, request, params)` that opens one upstream
-stream and yields TextDelta..., then at most one Usage, then one Finish. It raises LLMError
+stream and yields TextDelta, ReasoningDelta and ToolCallDelta as they come, then at most one
+Usage, then a Finish per choice (one, unless the request asked for `n`). It raises LLMError
 for every failure, never an SDK exception, and closes its HTTP client (and so the
 connection) however it ends: exhausted, failed, closed early or cancelled.
 """
@@ -20,9 +21,19 @@ from typing import Any, Protocol, TypeVar
 
 import httpx
 
-from llm.types import ChatRequest, Finish, LLMError, ModelTarget, ProviderConfig, TextDelta, Usage
+from llm.types import (
+    ChatRequest,
+    Finish,
+    LLMError,
+    ModelTarget,
+    ProviderConfig,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 
-AdapterEvent = TextDelta | Usage | Finish
+AdapterEvent = TextDelta | ReasoningDelta | ToolCallDelta | Usage | Finish
 
 # Parameters the request itself carries; everything else in Model.default_params goes to
 # the provider as it is (OpenAI's `presence_penalty`, Anthropic's `top_k`, ...).
@@ -240,6 +251,7 @@ _FINISH_REASONS = {
     "refusal": "content_filter",
     "tool_calls": "tool_calls",
     "tool_use": "tool_calls",
+    "function_call": "tool_calls",
 }
 
 

@@ -40,7 +40,7 @@ _PIECES = re.compile(r"\s*\S+")
 
 def reply_for(request: ChatRequest) -> str:
     """The canned reply to a request: the same request always gets the same reply."""
-    question = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+    question = next((m.text for m in reversed(request.messages) if m.role == "user"), "")
     digest = hashlib.sha256(question.encode()).digest()
     reply = _REPLIES[digest[0] % len(_REPLIES)]
     quoted = " ".join(question.split())
