@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from llm.fake_upstream.protocols import AnthropicProtocol, GeminiProtocol, OpenAIProtocol, Protocol
+from llm.fake_upstream.anthropic_wire import AnthropicProtocol
+from llm.fake_upstream.gemini_wire import GeminiProtocol
+from llm.fake_upstream.openai_wire import OpenAIProtocol
+from llm.fake_upstream.protocols import Protocol
 
 DEFAULT_REPLY = "Hello from the fake upstream! This reply streams one word at a time."
 _MAX_HEADER_BYTES = 64 * 1024
