@@ -1,24 +1,35 @@
 """The OpenAI-compatible gateway: /v1/models and /v1/chat/completions on Nexus keys.
 
 Any OpenAI SDK or app that takes a base URL works unchanged: requests, responses, stream
-chunks and errors are OpenAI's formats. Behind them runs the same turn as /chat/send
-(rate limit, quota, any provider kind, usage record); nothing else is saved unless the
-client sends `X-Nexus-Save: true`, which keeps the exchange as a conversation.
+chunks (text, reasoning as `reasoning_content`, tool-call deltas) and errors are OpenAI's
+formats. Behind them runs the same turn as /chat/send (rate limit, quota, any provider
+kind, usage record); nothing else is saved unless the client sends `X-Nexus-Save: true`,
+which keeps the exchange as a conversation.
 
-A parameter Nexus cannot honour is refused with a 400 naming it, never ignored: a client
-asking for n=2 or for tools must not get a reply that quietly lacks them.
+A feature the model lacks (images, tools, structured output) is refused with a 400 naming
+it; a parameter its provider kind cannot honour is dropped and named in the
+`X-Nexus-Dropped-Params` header, or refused where the model's operator chose so.
+
+The turn belongs to no connection, but a gateway client that goes away stops it: nobody
+can resume a stateless reply, so generating the rest would only be charged for nothing.
+The DRF view prepares and starts the turn in a thread; the async view around it does the
+waiting, where Django's cancellation on disconnect reaches it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
 from django.db import connection
-from django.http import HttpResponseBase, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
@@ -26,43 +37,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ApiKey, User
+from chats import runner
+from chats.completions import CompletionCall, parse_completion_request
 from chats.streams import StreamEvent, hub
 from chats.turn import ModelNotAvailable, PreparedTurn, start_turn_async, turn_prepare_gateway
-from llm.selectors import models_list_enabled
-from llm.types import ChatMessage, ChatRequest, LLMError
+from llm.selectors import models_enabled, models_list_enabled
+from llm.types import LLMError
 from nexus.lib.auth import ai_authentication_classes
-from nexus.lib.errors import ApiError, error_body, exception_handler
+from nexus.lib.errors import ApiError, error_body, exception_handler, retry_after_header
 
 SAVE_HEADER = "X-Nexus-Save"
-
-# Accepted at their default value (what SDKs and apps send when the user set nothing);
-# any other value changes the reply in a way Nexus does not provide.
-_NEUTRAL = {
-    "n": (1,),
-    "logprobs": (False,),
-    "presence_penalty": (0, 0.0),
-    "frequency_penalty": (0, 0.0),
-    "store": (False,),
-}
-# Accepted and without effect on the reply.
-_IGNORED = {"user", "metadata", "parallel_tool_calls", "service_tier"}
-_UNSUPPORTED_WHEN_SET = {"tools", "tool_choice", "functions", "function_call"}
-_KNOWN = {
-    "model",
-    "messages",
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "max_completion_tokens",
-    "stop",
-    "stream",
-    "stream_options",
-    "response_format",
-    *_NEUTRAL,
-    *_IGNORED,
-    *_UNSUPPORTED_WHEN_SET,
-}
-_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+DROPPED_HEADER = "X-Nexus-Dropped-Params"
 
 # Nexus's codes as OpenAI's clients know them.
 _OPENAI_CODES = {
@@ -71,138 +56,10 @@ _OPENAI_CODES = {
     "token_not_valid": "invalid_api_key",
     "user_inactive": "invalid_api_key",
     "rate_limited": "rate_limit_exceeded",
+    "upstream_rate_limited": "rate_limit_exceeded",
+    # LangChain's and others' history trimming keys on OpenAI's code.
+    "context_length": "context_length_exceeded",
 }
-
-
-class InvalidParameter(ApiError):
-    default_code = "invalid_request_error"
-
-
-def _invalid(param: str, message: str) -> InvalidParameter:
-    return InvalidParameter(message, code="invalid_value", param=param)
-
-
-def _number(body: dict[str, Any], name: str, low: float, high: float) -> float | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise _invalid(name, f"{name} must be a number from {low:g} to {high:g}.")
-    return float(value)
-
-
-def _text(value: str, param: str) -> str:
-    # PostgreSQL's text cannot hold NUL: refused here as /chat/send refuses it, not a 500 at save.
-    if "\x00" in value:
-        raise _invalid(param, "Null characters are not allowed.")
-    return value
-
-
-def _content(value: Any, param: str) -> str:
-    if isinstance(value, str):
-        return _text(value, param)
-    if isinstance(value, list):
-        texts = []
-        for index, part in enumerate(value):
-            if (
-                not isinstance(part, dict)
-                or part.get("type") != "text"
-                or not isinstance(part.get("text"), str)
-            ):
-                raise _invalid(f"{param}[{index}]", "Only text content parts are supported.")
-            texts.append(_text(part["text"], f"{param}[{index}].text"))
-        return "\n".join(texts)
-    raise _invalid(param, "content must be a string or a list of text parts.")
-
-
-def parse_completion_request(body: Any) -> tuple[str, ChatRequest, bool, bool]:
-    """OpenAI's request body as (model, request, stream, include_usage); 400 naming what is wrong."""
-    if not isinstance(body, dict):
-        raise _invalid("body", "The request body must be a JSON object.")
-    for name in body:
-        if name not in _KNOWN:
-            raise InvalidParameter(
-                f"Unrecognized request argument: {name}.", code="unknown_parameter", param=name
-            )
-    for name, neutral in _NEUTRAL.items():
-        if name in body and body[name] is not None and body[name] not in neutral:
-            raise InvalidParameter(
-                f"{name}={body[name]!r} is not supported by this server.",
-                code="unsupported_parameter",
-                param=name,
-            )
-    for name in _UNSUPPORTED_WHEN_SET:
-        if body.get(name):
-            raise InvalidParameter(
-                f"{name} is not supported by this server.", code="unsupported_parameter", param=name
-            )
-    response_format = body.get("response_format")
-    if response_format not in (None, {"type": "text"}):
-        raise InvalidParameter(
-            "Only response_format {'type': 'text'} is supported.",
-            code="unsupported_parameter",
-            param="response_format",
-        )
-
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise _invalid("model", "model is required.")
-    _text(model, "model")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise _invalid("messages", "messages must be a non-empty list.")
-    system: list[str] = []
-    turns: list[ChatMessage] = []
-    for index, message in enumerate(messages):
-        param = f"messages[{index}]"
-        if not isinstance(message, dict):
-            raise _invalid(param, "Each message must be an object.")
-        role = _ROLES.get(message.get("role", ""))
-        if role is None:
-            raise _invalid(f"{param}.role", "role must be system, developer, user or assistant.")
-        if message.get("tool_calls") or message.get("function_call"):
-            raise InvalidParameter("Tool calls are not supported.", code="unsupported_parameter", param=param)
-        text = _content(message.get("content"), f"{param}.content")
-        if role == "system":
-            system.append(text)
-        else:
-            turns.append(ChatMessage(role=role, content=text))  # type: ignore[arg-type]
-    if not turns:
-        raise _invalid("messages", "messages must hold at least one user or assistant message.")
-
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if max_tokens is not None and (
-        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
-    ):
-        name = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
-        raise _invalid(name, f"{name} must be a positive integer.")
-    stop = body.get("stop")
-    if isinstance(stop, str):
-        stop = [stop]
-    if stop is not None and (
-        not isinstance(stop, list)
-        or len(stop) > 4
-        or not all(isinstance(item, str) and item for item in stop)
-    ):
-        raise _invalid("stop", "stop must be a string or a list of up to 4 strings.")
-    stream = body.get("stream") or False
-    if not isinstance(stream, bool):
-        raise _invalid("stream", "stream must be true or false.")
-    options = body.get("stream_options") or {}
-    if not isinstance(options, dict) or set(options) - {"include_usage"}:
-        raise _invalid("stream_options", "stream_options takes include_usage only.")
-    if options and not stream:
-        raise _invalid("stream_options", "stream_options is only allowed with stream=true.")
-
-    request = ChatRequest(
-        messages=tuple(turns),
-        system="\n\n".join(system),
-        temperature=_number(body, "temperature", 0, 2),
-        top_p=_number(body, "top_p", 0, 1),
-        max_tokens=max_tokens,
-        stop=tuple(stop or ()),
-    )
-    return model, request, stream, bool(options.get("include_usage"))
 
 
 # --- errors ----------------------------------------------------------------------------
@@ -220,9 +77,16 @@ def gateway_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
 
 
 def _upstream_error_response(data: dict[str, Any]) -> JsonResponse:
-    code, message = data["error"]["code"], data["error"]["message"]
+    """An upstream failure before anything streamed, with OpenAI's status and code."""
+    error = data["error"]
+    code, message = error["code"], error["message"]
     status = LLMError(code, message).status_code if code != "interrupted" else 502
-    return JsonResponse(error_body(status, code=code, message=message), status=status)
+    response = JsonResponse(
+        error_body(status, code=_OPENAI_CODES.get(code, code), message=message), status=status
+    )
+    if status == 429 and error.get("retry_after") is not None:
+        response["Retry-After"] = retry_after_header(float(error["retry_after"]))
+    return response
 
 
 # --- rendering -------------------------------------------------------------------------
@@ -234,57 +98,164 @@ def _usage(data: dict[str, Any]) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def _finish_reason(data: dict[str, Any]) -> str:
-    reason = data.get("finish_reason") or "stop"
-    return reason if reason in ("stop", "length", "content_filter") else "stop"
+_FINISH_REASONS = ("stop", "length", "content_filter", "tool_calls")
+
+
+def _finish_reasons(data: dict[str, Any], choices: int, legacy: bool) -> list[str]:
+    """Each choice's finish reason in OpenAI's words (`function_call` for legacy clients)."""
+    by_choice = data.get("finish_reasons") or {}
+    reasons = []
+    for choice in range(choices):
+        reason = by_choice.get(str(choice)) or (data.get("finish_reason") if choice == 0 else None) or "stop"
+        reason = reason if reason in _FINISH_REASONS else "stop"
+        if legacy and reason == "tool_calls":
+            reason = "function_call"
+        reasons.append(reason)
+    return reasons
+
+
+@dataclass
+class _Choice:
+    """One choice of a whole (non-streamed) completion, put together from its events."""
+
+    text: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    tool_calls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    logprobs: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, item: StreamEvent) -> None:
+        data = item.data
+        if item.event == "delta":
+            self.text.append(data["content"])
+            self.logprobs += data.get("logprobs") or ()
+        elif item.event == "reasoning":
+            self.reasoning.append(data["content"])
+        elif item.event == "tool_call":
+            call = self.tool_calls.setdefault(
+                data["index"], {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+            )
+            call["id"] = call["id"] or data.get("id") or ""
+            call["function"]["name"] += data.get("name") or ""
+            call["function"]["arguments"] += data.get("arguments") or ""
 
 
 class Completion:
-    """One completion's identity, shared by its chunks."""
+    """One completion's identity and shape, shared by its chunks."""
 
-    def __init__(self, prepared: PreparedTurn, model: str) -> None:
+    def __init__(self, prepared: PreparedTurn, call: CompletionCall) -> None:
         self.id = "chatcmpl-" + prepared.stream_key.rsplit(":", 1)[-1]
-        self.model = model
+        self.model = call.model
         self.created = int(time.time())
+        self.choices = call.request.choices
+        self.legacy = call.legacy_functions
+        self.include_usage = call.include_usage
+        self.logprobs = bool(call.request.options.get("logprobs"))
 
-    def chunk(self, delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> bytes:
-        body = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
-            **extra,
-        }
-        return b"data: " + json.dumps(body).encode() + b"\n\n"
-
-    def usage_chunk(self, data: dict[str, Any]) -> bytes:
-        body = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [],
-            "usage": _usage(data),
-        }
-        return b"data: " + json.dumps(body).encode() + b"\n\n"
-
-    def whole(self, text: str, data: dict[str, Any]) -> dict[str, Any]:
+    def _body(self, obj: str, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
         return {
             "id": self.id,
-            "object": "chat.completion",
+            "object": obj,
             "created": self.created,
             "model": self.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text, "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": _finish_reason(data),
-                }
-            ],
-            "usage": _usage(data),
+            "system_fingerprint": None,
+            "choices": choices,
+            **extra,
         }
+
+    def chunk(self, choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        return (
+            b"data: " + json.dumps(self._body("chat.completion.chunk", choices, **extra)).encode() + b"\n\n"
+        )
+
+    def opening(self) -> bytes:
+        delta = {"role": "assistant", "content": ""}
+        return self.chunk(
+            [
+                {"index": i, "delta": delta, "logprobs": None, "finish_reason": None}
+                for i in range(self.choices)
+            ]
+        )
+
+    def encoded(self, item: StreamEvent) -> bytes:
+        """One event of the turn as the chunks OpenAI sends for it."""
+        data = item.data
+        choice = {"index": data.get("choice", 0), "logprobs": None, "finish_reason": None}
+        if item.event == "delta":
+            if data.get("logprobs"):
+                choice["logprobs"] = {"content": data["logprobs"], "refusal": None}
+            return self.chunk([{**choice, "delta": {"content": data["content"]}}])
+        if item.event == "reasoning":
+            return self.chunk([{**choice, "delta": {"reasoning_content": data["content"]}}])
+        if item.event == "tool_call":
+            return self.chunk([{**choice, "delta": self._tool_call_delta(data)}])
+        if item.event == "done":
+            reasons = _finish_reasons(data, self.choices, self.legacy)
+            finishes: list[dict[str, Any]] = [
+                {"index": i, "delta": {}, "logprobs": None, "finish_reason": reason}
+                for i, reason in enumerate(reasons)
+            ]
+            usage = self.chunk([], usage=_usage(data)) if self.include_usage else b""
+            return self.chunk(finishes) + usage + b"data: [DONE]\n\n"
+        if item.event == "error":
+            error = item.data["error"]
+            body = error_body(
+                502, code=_OPENAI_CODES.get(error["code"], error["code"]), message=error["message"]
+            )
+            return b"data: " + json.dumps(body).encode() + b"\n\n"
+        return b""
+
+    def _tool_call_delta(self, data: dict[str, Any]) -> dict[str, Any]:
+        function: dict[str, Any] = {"arguments": data.get("arguments") or ""}
+        if data.get("name"):
+            function = {"name": data["name"], **function}
+        if self.legacy:
+            return {"function_call": function}
+        call: dict[str, Any] = {"index": data["index"]}
+        if data.get("id"):
+            call.update(id=data["id"], type="function")
+        call["function"] = function
+        return {"tool_calls": [call]}
+
+    def whole(self, events: list[StreamEvent]) -> dict[str, Any]:
+        """The non-streamed completion: every choice put together."""
+        choices = [_Choice() for _ in range(self.choices)]
+        for item in events:
+            index = item.data.get("choice", 0)
+            if index < self.choices:
+                choices[index].add(item)
+        end = events[-1].data
+        reasons = _finish_reasons(end, self.choices, self.legacy)
+        return self._body(
+            "chat.completion",
+            [self._message(index, choice, reasons[index]) for index, choice in enumerate(choices)],
+            usage=_usage(end),
+        )
+
+    def _message(self, index: int, choice: _Choice, reason: str) -> dict[str, Any]:
+        calls = [choice.tool_calls[key] for key in sorted(choice.tool_calls)]
+        text = "".join(choice.text)
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": text or (None if calls else ""),
+            "refusal": None,
+        }
+        if choice.reasoning:
+            message["reasoning_content"] = "".join(choice.reasoning)
+        if calls and self.legacy:
+            message["function_call"] = calls[0]["function"]
+        elif calls:
+            message["tool_calls"] = calls
+        logprobs = {"content": choice.logprobs, "refusal": None} if self.logprobs else None
+        return {"index": index, "message": message, "logprobs": logprobs, "finish_reason": reason}
+
+
+# --- waiting for the turn --------------------------------------------------------------
+
+
+def _stop(key: str) -> None:
+    """Stops the turn when its client has gone; nobody else can read a gateway reply."""
+    if runner.running_here(key):
+        runner.stop(key)
 
 
 async def _first_events(key: str) -> list[StreamEvent]:
@@ -297,34 +268,87 @@ async def _first_events(key: str) -> list[StreamEvent]:
     return events
 
 
-async def _all_events(key: str) -> list[StreamEvent]:
-    return [item async for item in hub.subscribe(key)]
-
-
-async def _chunks(
-    completion: Completion, key: str, seen: list[StreamEvent], include_usage: bool
-) -> AsyncIterator[bytes]:
+async def _chunks(completion: Completion, key: str, seen: list[StreamEvent]) -> AsyncIterator[bytes]:
     async def batches() -> AsyncIterator[list[StreamEvent]]:
         yield seen
         async for batch in hub.subscribe_batches(key, seen[-1].id):
             yield batch
 
-    def encoded(item: StreamEvent) -> bytes:
-        if item.event == "delta":
-            return completion.chunk({"content": item.data["content"]})
-        if item.event == "done":
-            usage = completion.usage_chunk(item.data) if include_usage else b""
-            return completion.chunk({}, _finish_reason(item.data)) + usage + b"data: [DONE]\n\n"
-        if item.event == "error":
-            error = item.data["error"]
-            body = error_body(502, code=error["code"], message=error["message"])
-            return b"data: " + json.dumps(body).encode() + b"\n\n"
-        return b""
+    finished = False
+    try:
+        yield completion.opening()
+        # The events ready at once leave in one write: a busy server sends fewer, larger ones.
+        async for batch in batches():
+            finished = finished or batch[-1].terminal
+            yield b"".join(completion.encoded(item) for item in batch)
+    finally:
+        if not finished:  # the client went away (Django cancels or closes this generator)
+            _stop(key)
 
-    yield completion.chunk({"role": "assistant", "content": ""})
-    # The events ready at once leave in one write: a busy server sends fewer, larger ones.
-    async for batch in batches():
-        yield b"".join(encoded(item) for item in batch)
+
+class PendingCompletion(HttpResponse):
+    """What the DRF view hands the async view: a started turn, to wait for and answer."""
+
+    def __init__(self, call: CompletionCall, prepared: PreparedTurn, completion: Completion) -> None:
+        super().__init__()
+        self.call, self.prepared, self.completion = call, prepared, completion
+
+    def headers_for_client(self) -> dict[str, str]:
+        headers = {}
+        if self.prepared.conversation_id:
+            headers["X-Nexus-Conversation-Id"] = str(self.prepared.conversation_id)
+        if self.prepared.dropped_params:
+            headers[DROPPED_HEADER] = ", ".join(self.prepared.dropped_params)
+        return headers
+
+    async def answer(self) -> HttpResponseBase:
+        key = self.prepared.stream_key
+        try:
+            if not self.call.stream:
+                events = [item async for item in hub.subscribe(key)]
+            else:
+                events = await _first_events(key)
+        except asyncio.CancelledError:
+            _stop(key)
+            raise
+        if events[-1].event == "error":
+            return _upstream_error_response(events[-1].data)  # nothing streamed yet: a plain error
+        if not self.call.stream:
+            return JsonResponse(self.completion.whole(events), headers=self.headers_for_client())
+        response = StreamingHttpResponse(
+            _chunks(self.completion, key, events), content_type="text/event-stream"
+        )
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+        for name, value in self.headers_for_client().items():
+            response[name] = value
+        return response
+
+
+def answering(view: Callable[..., HttpResponseBase]) -> Callable[..., Any]:
+    """An async view around a DRF view that may hand back a PendingCompletion to answer."""
+
+    async def handler(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        future = asyncio.ensure_future(sync_to_async(view)(request, *args, **kwargs))
+        try:
+            response = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # The client left while the view prepared the turn: stop it once it has started.
+            future.add_done_callback(_stop_started)
+            raise
+        if isinstance(response, PendingCompletion):
+            return await response.answer()
+        return response
+
+    functools.update_wrapper(handler, view)  # keeps `cls` (for the schema) and `csrf_exempt`
+    return handler
+
+
+def _stop_started(future: asyncio.Future[HttpResponseBase]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        response = future.result()
+        if isinstance(response, PendingCompletion):
+            _stop(response.prepared.stream_key)
 
 
 # --- views -----------------------------------------------------------------------------
@@ -337,26 +361,42 @@ class GatewayView(APIView):
         return gateway_exception_handler
 
 
+def _model_entry(model: Any) -> dict[str, Any]:
+    return {
+        "id": model.name,
+        "object": "model",
+        "created": int(model.created_at.timestamp()),
+        "owned_by": model.provider.name,
+    }
+
+
 class ModelsView(GatewayView):
     @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="OpenAI's model list.")})
     def get(self, request: Request) -> Response:
-        return Response(
-            {
-                "object": "list",
-                "data": [
-                    {
-                        "id": model.name,
-                        "object": "model",
-                        "created": int(model.created_at.timestamp()),
-                        "owned_by": model.provider.name,
-                    }
-                    for model in models_list_enabled()
-                ],
-            }
-        )
+        return Response({"object": "list", "data": [_model_entry(model) for model in models_list_enabled()]})
+
+
+class ModelView(GatewayView):
+    @extend_schema(
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="OpenAI's model object.")}
+    )
+    def get(self, request: Request, model_id: str) -> Response:
+        model = models_enabled().filter(name=model_id).first()
+        if model is None:
+            raise ApiError(
+                f"The model {model_id!r} does not exist or is not enabled.",
+                code="model_not_found",
+                status_code=404,
+                param="model",
+            )
+        return Response(_model_entry(model))
 
 
 class ChatCompletionsView(GatewayView):
+    @property
+    def max_request_bytes(self) -> int:
+        return int(settings.MAX_AI_REQUEST_BYTES)  # images and files travel inline
+
     @extend_schema(
         request=OpenApiTypes.OBJECT,
         parameters=[
@@ -375,7 +415,7 @@ class ChatCompletionsView(GatewayView):
         },
     )
     def post(self, request: Request) -> HttpResponseBase:
-        model, chat_request, stream, include_usage = parse_completion_request(request.data)
+        call = parse_completion_request(request.data)
         user = request.user
         if not isinstance(user, User):
             return JsonResponse(error_body(401, code="invalid_api_key"), status=401)
@@ -383,30 +423,11 @@ class ChatCompletionsView(GatewayView):
         prepared = turn_prepare_gateway(
             user=user,
             api_key=request.auth if isinstance(request.auth, ApiKey) else None,
-            model=model,
-            request=chat_request,
+            model=call.model,
+            request=call.request,
+            needs=call.needs,
             save=save,
         )
         connection.close()  # the turn needs no connection; give this one back to the pool
         async_to_sync(start_turn_async)(prepared)
-        completion = Completion(prepared, model)
-        headers = (
-            {"X-Nexus-Conversation-Id": str(prepared.conversation_id)} if prepared.conversation_id else {}
-        )
-        if not stream:
-            events = async_to_sync(_all_events)(prepared.stream_key)
-            if events[-1].event == "error":
-                return _upstream_error_response(events[-1].data)
-            text = "".join(item.data["content"] for item in events if item.event == "delta")
-            return JsonResponse(completion.whole(text, events[-1].data), headers=headers)
-        seen = async_to_sync(_first_events)(prepared.stream_key)
-        if seen[-1].event == "error":
-            return _upstream_error_response(seen[-1].data)  # nothing streamed yet: a plain error
-        response = StreamingHttpResponse(
-            _chunks(completion, prepared.stream_key, seen, include_usage), content_type="text/event-stream"
-        )
-        response["Cache-Control"] = "no-cache"
-        response["X-Accel-Buffering"] = "no"
-        for name, value in headers.items():
-            response[name] = value
-        return response
+        return PendingCompletion(call, prepared, Completion(prepared, call))

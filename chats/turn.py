@@ -20,7 +20,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ParamSpec, TypeVar
 
@@ -37,10 +37,24 @@ from chats.notifications import notify_user
 from chats.recovery import streams_repair
 from chats.services import conversation_payload, title_from_message
 from chats.streams import hub, stream_key_for
+from llm import parameters
 from llm.selectors import route_get
 from llm.services import stream_chat
 from llm.tokens import estimate_request_tokens, estimate_tokens
-from llm.types import ChatMessage, ChatRequest, Finish, LLMError, ModelTarget, Route, Served, TextDelta, Usage
+from llm.types import (
+    Capability,
+    ChatMessage,
+    ChatRequest,
+    Finish,
+    LLMError,
+    ModelTarget,
+    ReasoningDelta,
+    Route,
+    Served,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from llm.types import UnknownModel as UnknownModelError
 from nexus.lib import metrics, runtime
 from nexus.lib.errors import ApiError
@@ -76,6 +90,8 @@ class PreparedTurn:
     assistant_message_id: int | None = None
     stream_key: str = ""
     created_conversation: bool = False
+    # Parameters the model's provider kind cannot honour, left out of the request (OpenAI's names).
+    dropped_params: tuple[str, ...] = ()
 
 
 @dataclass
@@ -84,8 +100,11 @@ class TurnOutcome:
 
     target: ModelTarget
     text: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
     usage: Usage | None = None
     finish_reason: str = ""
+    # With several choices (`n`), the finish reason of each.
+    finish_reasons: dict[int, str] = field(default_factory=dict)
     status: str = MessageStatus.STREAMING
     error: LLMError | None = None
     cached: bool = False
@@ -179,21 +198,31 @@ def _admit(*, user: User, api_key: ApiKey | None, target: ModelTarget, request: 
         api_key=api_key,
         target=target,
         input_tokens=estimate_request_tokens(request),
-        max_output_tokens=request.max_tokens or target.max_output_tokens,
+        max_output_tokens=(request.max_tokens or target.max_output_tokens) * request.choices,
     )
 
 
 def turn_prepare_gateway(
-    *, user: User, api_key: ApiKey | None, model: str, request: ChatRequest, save: bool = False
+    *,
+    user: User,
+    api_key: ApiKey | None,
+    model: str,
+    request: ChatRequest,
+    needs: Mapping[Capability, str] | None = None,
+    save: bool = False,
 ) -> PreparedTurn:
     """A turn of the OpenAI-compatible gateway: the client sends the whole context.
 
-    Nothing is saved but the usage, unless `save`: then the exchange becomes a new
-    conversation of the caller, its reply saved like any other.
+    `needs` are the capabilities the request needs, each with the parameter that needs it:
+    a model that lacks one is refused with a 400 naming both. A parameter the model's
+    provider kind cannot honour is dropped (PreparedTurn.dropped_params) or, when the model
+    says so, refused. Nothing is saved but the usage, unless `save`: then the exchange
+    becomes a new conversation of the caller, its reply saved like any other.
     """
     maintenance_check(user=user)
     route = _route(model)
     target = route.primary
+    request, dropped = _fit(target, request, needs or {})
     request = replace(
         request, max_tokens=min(request.max_tokens or target.max_output_tokens, target.max_output_tokens)
     )
@@ -205,22 +234,70 @@ def turn_prepare_gateway(
             request=request,
             admission=admission,
             stream_key=f"gateway:{uuid.uuid4().hex}",
+            dropped_params=dropped,
         )
-    first_user_text = next((m.content for m in request.messages if m.role == MessageRole.USER), "")
+    first_user_text = next((m.text for m in request.messages if m.role == MessageRole.USER), "")
 
     def write_exchange() -> tuple[Conversation, bool]:
         conversation = Conversation.objects.create(
             owner=user, title=title_from_message(first_user_text), model=model, system_prompt=request.system
         )
         Message.objects.bulk_create(
-            Message(conversation=conversation, role=message.role, content=message.content)
+            Message(conversation=conversation, role=message.role, content=message.text)
             for message in request.messages
+            if message.role in MessageRole.values and message.text
         )
         return conversation, True
 
-    return _prepared_with_reply(
+    prepared = _prepared_with_reply(
         user=user, route=route, request=request, admission=admission, write=write_exchange
     )
+    return replace(prepared, dropped_params=dropped)
+
+
+_CAPABILITY_NAMES = {
+    "vision": "images",
+    "tools": "tools",
+    "structured_output": "structured output (response_format)",
+    "reasoning": "reasoning",
+}
+
+
+def _fit(
+    target: ModelTarget, request: ChatRequest, needs: Mapping[Capability, str]
+) -> tuple[ChatRequest, tuple[str, ...]]:
+    """The request as `target` can take it, and the parameters left out; 400 for what it cannot."""
+    for capability, param in parameters.capability_gaps(target, needs):
+        raise ApiError(
+            f"The model {target.name} does not take {_CAPABILITY_NAMES[capability]}.",
+            code="model_not_capable",
+            param=param,
+        )
+    for part, param in needs_parts(request):
+        if not parameters.takes_part(target.provider.kind, part):
+            raise ApiError(
+                f"The model {target.name} does not take {part} input.", code="model_not_capable", param=param
+            )
+    unsupported = parameters.unsupported_parameters(target, request)
+    if unsupported and not target.drop_params:
+        names = ", ".join(unsupported)
+        raise ApiError(
+            f"The model {target.name} does not support {names}.",
+            code="unsupported_parameter",
+            param=unsupported[0],
+        )
+    return parameters.without(request, unsupported), tuple(unsupported)
+
+
+def needs_parts(request: ChatRequest) -> Iterator[tuple[str, str]]:
+    """The audio and file parts of a request, with where they are, by kind of part."""
+    seen: set[str] = set()
+    for index, message in enumerate(request.messages):
+        for position, part in enumerate(message.parts):
+            kind = parameters.part_kind(part)
+            if kind in ("audio", "file") and kind not in seen:
+                seen.add(kind)
+                yield kind, f"messages[{index}].content[{position}]"
 
 
 def turn_prepare(
@@ -401,12 +478,31 @@ async def run_turn(prepared: PreparedTurn) -> None:
             if isinstance(event, TextDelta):
                 if outcome.first_token_at is None:
                     outcome.first_token_at = time.monotonic()
-                outcome.text.append(event.text)
-                hub.publish(key, "delta", {"content": event.text})
+                if event.choice == 0:
+                    outcome.text.append(event.text)
+                hub.publish(key, "delta", _delta_data(event, content=event.text))
+            elif isinstance(event, ReasoningDelta):
+                if outcome.first_token_at is None:
+                    outcome.first_token_at = time.monotonic()
+                if event.choice == 0:
+                    outcome.reasoning.append(event.text)
+                hub.publish(key, "reasoning", _delta_data(event, content=event.text))
+            elif isinstance(event, ToolCallDelta):
+                if outcome.first_token_at is None:
+                    outcome.first_token_at = time.monotonic()
+                hub.publish(
+                    key,
+                    "tool_call",
+                    _delta_data(
+                        event, index=event.index, id=event.id, name=event.name, arguments=event.arguments
+                    ),
+                )
             elif isinstance(event, Usage):
                 outcome.usage = event
             elif isinstance(event, Finish):
-                outcome.finish_reason = event.reason
+                outcome.finish_reasons[event.choice] = event.reason
+                if event.choice == 0:
+                    outcome.finish_reason = event.reason
             elif isinstance(event, Served):
                 outcome.target = event.target
                 outcome.cached = event.cached
@@ -423,6 +519,15 @@ async def run_turn(prepared: PreparedTurn) -> None:
         outcome.status = MessageStatus.FAILED
         outcome.error = LLMError("upstream_error", "The reply failed unexpectedly.")
     await _finish(prepared, outcome)
+
+
+def _delta_data(event: TextDelta | ReasoningDelta | ToolCallDelta, **data: Any) -> dict[str, Any]:
+    """An event's data; the choice and log probabilities only when there are any."""
+    if event.choice:
+        data["choice"] = event.choice
+    if isinstance(event, TextDelta) and event.logprobs:
+        data["logprobs"] = [dict(entry) for entry in event.logprobs]
+    return data
 
 
 async def _finish(prepared: PreparedTurn, outcome: TurnOutcome) -> None:
@@ -464,27 +569,27 @@ def _publish_end(prepared: PreparedTurn, outcome: TurnOutcome, usage: Usage) -> 
     key = prepared.stream_key
     usage_data = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
     if outcome.status == MessageStatus.FAILED and outcome.error is not None:
+        error: dict[str, Any] = {"code": outcome.error.code, "message": outcome.error.message}
+        if outcome.error.retry_after is not None:
+            error["retry_after"] = outcome.error.retry_after
         hub.publish(
             key,
             "error",
-            {
-                "message_id": prepared.assistant_message_id,
-                "error": {"code": outcome.error.code, "message": outcome.error.message},
-                "usage": usage_data,
-            },
+            {"message_id": prepared.assistant_message_id, "error": error, "usage": usage_data},
         )
     else:
-        hub.publish(
-            key,
-            "done",
-            {
-                "message_id": prepared.assistant_message_id,
-                "finish_reason": "stopped"
-                if outcome.status == MessageStatus.STOPPED
-                else outcome.finish_reason or "stop",
-                "usage": usage_data,
-            },
-        )
+        done: dict[str, Any] = {
+            "message_id": prepared.assistant_message_id,
+            "finish_reason": "stopped"
+            if outcome.status == MessageStatus.STOPPED
+            else outcome.finish_reason or "stop",
+            "usage": usage_data,
+        }
+        if len(outcome.finish_reasons) > 1:
+            done["finish_reasons"] = {
+                str(choice): reason for choice, reason in outcome.finish_reasons.items()
+            }
+        hub.publish(key, "done", done)
     asyncio.get_running_loop().call_later(settings.STREAM_BUFFER_SECONDS, hub.close, key)
 
 

@@ -39,5 +39,10 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("chat/templates/<int:template_id>", views.TemplateDetailView.as_view(), name="chat-template"),
     path("chat/shared/<str:token>", views.SharedConversationView.as_view(), name="chat-shared"),
     path("v1/models", gateway.ModelsView.as_view(), name="v1-models"),
-    path("v1/chat/completions", gateway.ChatCompletionsView.as_view(), name="v1-chat-completions"),
+    path("v1/models/<path:model_id>", gateway.ModelView.as_view(), name="v1-model"),
+    path(
+        "v1/chat/completions",
+        gateway.answering(gateway.ChatCompletionsView.as_view()),
+        name="v1-chat-completions",
+    ),
 ]

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Literal
 
-from llm.types import Capability, ChatRequest, ModelTarget
+from llm.types import AudioPart, Capability, ChatRequest, ContentPart, FilePart, ImagePart, ModelTarget
 
 How = Literal["forwarded", "mapped", "unsupported"]
 Entry = tuple[How, str]
@@ -152,6 +152,30 @@ _BY_KIND = {kind: table for kinds, table in TABLES for kind in kinds}
 
 # Parameters that need a capability of the model, whatever its kind.
 _NEEDS: Mapping[str, Capability] = {"reasoning_effort": "reasoning"}
+
+
+# Content parts beyond text and images, by the provider kinds that read them.
+_PARTS: Mapping[str, frozenset[str]] = {
+    "audio": frozenset({"openai", "azure_openai", "openai_compatible", "gemini"}),
+    "file": frozenset({"openai", "azure_openai", "openai_compatible", "anthropic", "gemini"}),
+}
+
+
+def part_kind(part: ContentPart) -> str:
+    """text, image, audio or file."""
+    if isinstance(part, ImagePart):
+        return "image"
+    if isinstance(part, AudioPart):
+        return "audio"
+    if isinstance(part, FilePart):
+        return "file"
+    return "text"
+
+
+def takes_part(kind: str, part: str) -> bool:
+    """Whether provider kind `kind` reads content parts of this kind (images: see capabilities)."""
+    readers = _PARTS.get(part)
+    return readers is None or kind in readers
 
 
 def support(kind: str, name: str) -> Entry:

@@ -16,6 +16,7 @@ import logging
 import random
 import re
 from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
@@ -34,10 +35,12 @@ from llm.types import (
     Finish,
     LLMError,
     ModelTarget,
+    ReasoningDelta,
     Route,
     Served,
     StreamEvent,
     TextDelta,
+    ToolCallDelta,
     Usage,
 )
 from nexus.lib.errors import ApiError
@@ -46,12 +49,13 @@ logger = logging.getLogger(__name__)
 
 # A retry waits at most this long; a provider asking for longer is skipped for the fallbacks.
 _RETRY_MAX_DELAY = 10.0
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 _REPLAY_PIECES = re.compile(r"\s*\S+\s*|\s+")
 
 
 async def stream_chat(route: Route, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
-    """Stream a reply: Served, then TextDelta..., then one Usage, then Finish.
+    """Stream a reply: Served, then TextDelta, ReasoningDelta and ToolCallDelta as they come,
+    then one Usage, then a Finish per choice.
 
     Served comes once the answering provider's stream has produced its first chunk (or at
     once, for a cache hit), so no retry or fallback ever follows it. Raises LLMError. Before
@@ -96,7 +100,7 @@ async def stream_chat(route: Route, request: ChatRequest) -> AsyncGenerator[Stre
                     continue
 
                 yield Served(target=target, cached=False, attempts=attempts)
-                async with contextlib.aclosing(_relay(target, request, events, first)) as relayed:
+                async with contextlib.aclosing(_relay(target, request, params, events, first)) as relayed:
                     async for event in relayed:
                         yield event
                 return
@@ -107,33 +111,63 @@ async def stream_chat(route: Route, request: ChatRequest) -> AsyncGenerator[Stre
 
 
 async def _relay(
-    target: ModelTarget, request: ChatRequest, events: AsyncIterator[AdapterEvent], first: AdapterEvent | None
+    target: ModelTarget,
+    request: ChatRequest,
+    params: Params,
+    events: AsyncIterator[AdapterEvent],
+    first: AdapterEvent | None,
 ) -> AsyncGenerator[StreamEvent, None]:
-    """The events of an opened stream, with usage and finish put last and filled in."""
-    parts: list[str] = []
+    """The events of an opened stream, with usage and the finishes put last and filled in.
+
+    The reply is held to its token limit whatever the provider does: a provider that streams
+    past it (some OpenAI-compatible servers ignore max_tokens) is cut there with finish
+    `length`, and the usage never counts more output than the limit, so the charge stays
+    within what admission reserved. Each delta counts as at least one token.
+    """
+    limit = (params.max_tokens or target.max_output_tokens) * request.choices
+    texts: list[str] = []
+    deltas = 0
+    plain = True  # only text: a reply the cache can replay
     usage: Usage | None = None
-    finish: Finish | None = None
+    finishes: dict[int, Finish] = {}
+    cut = False
     event = first
     while event is not None:
-        if isinstance(event, TextDelta):
-            if event.text:
-                parts.append(event.text)
-                yield event
+        if isinstance(event, TextDelta | ReasoningDelta | ToolCallDelta):
+            if isinstance(event, TextDelta) and not event.text:
+                event = await anext(events, None)
+                continue
+            if deltas >= limit:
+                cut = True
+                break
+            deltas += 1
+            if isinstance(event, TextDelta):
+                texts.append(event.text)
+                plain = plain and event.choice == 0 and not event.logprobs
+            else:
+                texts.append(event.arguments if isinstance(event, ToolCallDelta) else event.text)
+                plain = False
+            yield event
         elif isinstance(event, Usage):
             usage = event
         else:
-            finish = event
+            finishes[event.choice] = event
         event = await anext(events, None)
-    text = "".join(parts)
-    if usage is None:
-        usage = Usage(
-            input_tokens=estimate_request_tokens(request), output_tokens=estimate_tokens(text), estimated=True
-        )
-    finish = finish or Finish("stop")
+    text = "".join(texts)
+    if usage is None or cut:
+        output = max(deltas, estimate_tokens(text))
+        input_tokens = usage.input_tokens if usage is not None else estimate_request_tokens(request)
+        usage = Usage(input_tokens=input_tokens, output_tokens=output, estimated=True)
+    if usage.output_tokens > limit:
+        usage = replace(usage, output_tokens=limit)
+    if cut:
+        finishes = {choice: Finish("length", choice) for choice in range(request.choices)}
     yield usage
-    yield finish
+    for choice in sorted(finishes) or [0]:
+        yield finishes.get(choice) or Finish("stop", choice)
     key = _cache_key(target, request)
-    if key is not None and finish.reason in ("stop", "length"):
+    finish = finishes.get(0) or Finish("stop")
+    if key is not None and plain and finish.reason in ("stop", "length"):
         await _cache_set(key, text=text, usage=usage, finish=finish)
 
 
@@ -166,7 +200,7 @@ async def _timed(
                     # Not retried on this provider: that would multiply the wait. Fallbacks still run.
                     raise timeout_error(target, waiting_for, retryable=False) from None
                 raise
-            started = started or isinstance(event, TextDelta)
+            started = started or isinstance(event, TextDelta | ReasoningDelta | ToolCallDelta)
             yield event
 
 
@@ -190,8 +224,12 @@ def _falls_back(error: LLMError) -> bool:
 
 
 def _cache_key(target: ModelTarget, request: ChatRequest) -> str | None:
-    """The cache key of a request to `target`, or None when its replies are not cached."""
-    if not target.cache_enabled:
+    """The cache key of a request to `target`, or None when its replies are not cached.
+
+    Replies that are more than one text (tool calls, several choices, log probabilities)
+    are never cached: the cache replays text only.
+    """
+    if not target.cache_enabled or request.tools or request.choices > 1 or request.options.get("logprobs"):
         return None
     params = Params.merge(target, request)
     if params.temperature != 0:
@@ -201,7 +239,10 @@ def _cache_key(target: ModelTarget, request: ChatRequest) -> str | None:
         "model": target.upstream_name,
         "params": params.as_dict(),
         "system": request.system,
-        "messages": [[message.role, message.content] for message in request.messages],
+        # The dataclasses' reprs name every field: parts, tool calls and ids included.
+        "messages": [repr(message) for message in request.messages],
+        "response_format": repr(request.response_format),
+        "options": dict(request.options),
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
     return f"llm:reply:v{_CACHE_VERSION}:{digest}"

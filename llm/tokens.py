@@ -8,10 +8,11 @@ digits, every other symbol one, and every CJK character one.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
-from llm.types import ChatRequest
+from llm.types import AudioPart, ChatMessage, ChatRequest, FilePart, ImagePart, TextPart
 
 # CJK ideographs, kana and hangul: BPE vocabularies give them about a token each.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
@@ -21,6 +22,13 @@ _WHOLE_WORD = 8  # a word up to this long is usually one token of its own
 # Per-message overhead of chat formats (role markers, separators), as OpenAI documents it.
 _PER_MESSAGE = 4
 _PER_REPLY = 3
+# Providers bill an image by its size: 85 to about 1,600 tokens. A reservation must not
+# fall short, so every image is counted as a large one.
+_PER_IMAGE = 1_600
+# Audio and documents: a token per this many bytes of the decoded data (about what providers
+# bill for compressed audio and text-heavy PDFs), and a floor.
+_BYTES_PER_TOKEN = 32
+_PER_FILE_MINIMUM = 500
 
 
 def _piece_tokens(piece: str) -> int:
@@ -42,5 +50,25 @@ def estimate_request_tokens(request: ChatRequest) -> int:
     if request.system:
         total += _PER_MESSAGE + estimate_tokens(request.system)
     for message in request.messages:
-        total += _PER_MESSAGE + estimate_tokens(message.content)
+        total += _PER_MESSAGE + estimate_message_tokens(message)
+    for tool in request.tools:
+        total += estimate_tokens(f"{tool.name} {tool.description} {json.dumps(dict(tool.parameters))}")
+    if request.response_format is not None and request.response_format.schema is not None:
+        total += estimate_tokens(json.dumps(dict(request.response_format.schema)))
+    return total
+
+
+def estimate_message_tokens(message: ChatMessage) -> int:
+    """Roughly how many tokens one message's content and tool calls are."""
+    total = 0
+    for part in message.parts:
+        if isinstance(part, TextPart):
+            total += estimate_tokens(part.text)
+        elif isinstance(part, ImagePart):
+            total += _PER_IMAGE
+        elif isinstance(part, AudioPart | FilePart):
+            size = len(part.data) * 3 // 4  # base64
+            total += max(_PER_FILE_MINIMUM, size // _BYTES_PER_TOKEN)
+    for call in message.tool_calls:
+        total += estimate_tokens(f"{call.name} {call.arguments}")
     return total

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chats.gateway import InvalidParameter, parse_completion_request
+from chats.completions import InvalidParameter, parse_completion_request
 
 
 def body(**fields):
@@ -37,5 +37,10 @@ def test_a_null_character_is_refused_naming_where_it_is(fields, param):
 
 
 def test_ordinary_text_passes():
-    model, request, stream, include_usage = parse_completion_request(body())
-    assert (model, request.messages[0].content, stream, include_usage) == ("gpt-test", "Hi", False, False)
+    call = parse_completion_request(body())
+    assert (call.model, call.request.messages[0].content, call.stream, call.include_usage) == (
+        "gpt-test",
+        "Hi",
+        False,
+        False,
+    )

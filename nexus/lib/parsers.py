@@ -1,7 +1,8 @@
 """The one request parser: JSON, bounded in size and depth, strict about encoding.
 
 DRF's own parser reads the request stream without Django's upload limit, so a client
-could send any amount; this one reads at most MAX_REQUEST_BYTES and answers 413 past it.
+could send any amount; this one reads at most MAX_REQUEST_BYTES (a view's own
+`max_request_bytes`, where it sets one) and answers 413 past it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ class JSONParser(parsers.JSONParser):
     ) -> Any:
         if stream is None:
             return {}
-        limit = settings.MAX_REQUEST_BYTES
+        view = (parser_context or {}).get("view")
+        limit = getattr(view, "max_request_bytes", None) or settings.MAX_REQUEST_BYTES
         body = stream.read(limit + 1)
         if len(body) > limit:
             raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
