@@ -1,24 +1,30 @@
 """OpenAI chat completions through the official `openai` SDK: OpenAI, Azure OpenAI, DeepSeek
 and any OpenAI-compatible server (Ollama, vLLM, OpenRouter, ...).
 
-Usage comes from the stream's last chunk (`stream_options.include_usage`). The system
-prompt is the first message, with the role `system`.
+The request is OpenAI's own shape: the system prompt is the first message, with the role
+`system`, and a system message that came later stays where it stood (OpenAI takes it there);
+content parts, tool calls and tool results are OpenAI's parts and messages. The parameters
+are those llm.parameters forwards for the provider kind, sent in the body as they are.
 
 The SDK makes the request (base URL, auth, headers, status errors) and hands back the
 response stream; its lines are read here with `json.loads`. The SDK's own chunk objects
 cost about 200 µs a chunk in CPU, which capped a server process at a few dozen
-concurrent streams; reading the lines costs a tenth of that.
+concurrent streams; reading the lines costs a tenth of that. Every choice of the stream
+(`n`) flows, tagged with its index; usage comes from the last chunk
+(`stream_options.include_usage`), then a Finish per choice.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx2
 import openai
 
+from llm.parameters import OPTIONS, part_kind, takes, takes_part
 from llm.providers.base import (
     AdapterEvent,
     Params,
@@ -31,7 +37,25 @@ from llm.providers.base import (
     status_error,
     timeout_error,
 )
-from llm.types import ChatRequest, Finish, LLMError, ModelTarget, ProviderConfig, TextDelta, Usage
+from llm.types import (
+    AudioPart,
+    ChatMessage,
+    ChatRequest,
+    ContentPart,
+    Finish,
+    ImagePart,
+    LLMError,
+    ModelTarget,
+    ProviderConfig,
+    ReasoningDelta,
+    ResponseFormat,
+    TextDelta,
+    TextPart,
+    Tool,
+    ToolCallDelta,
+    ToolChoice,
+    Usage,
+)
 
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
 DEFAULT_BASE_URLS = {"deepseek": "https://api.deepseek.com"}
@@ -67,10 +91,12 @@ def client_for(provider: ProviderConfig) -> openai.AsyncOpenAI:
 
 
 def request_body(target: ModelTarget, request: ChatRequest, params: Params) -> dict[str, Any]:
-    messages: list[dict[str, str]] = []
+    """The chat-completions body for `request`, as it goes on the wire (without `stream`)."""
+    kind = target.provider.kind
+    messages: list[dict[str, Any]] = []
     if request.system:
         messages.append({"role": "system", "content": request.system})
-    messages += [{"role": message.role, "content": message.content} for message in request.messages]
+    messages += [_message(kind, message) for message in request.messages]
     body: dict[str, Any] = {"model": target.upstream_name, "messages": messages}
     if params.temperature is not None:
         body["temperature"] = params.temperature
@@ -78,24 +104,127 @@ def request_body(target: ModelTarget, request: ChatRequest, params: Params) -> d
         body["top_p"] = params.top_p
     if params.max_tokens is not None:
         # OpenAI's reasoning models take only the newer name; the others still take both.
-        key = "max_completion_tokens" if target.provider.kind == "openai" else "max_tokens"
+        key = "max_completion_tokens" if kind == "openai" else "max_tokens"
         body[key] = params.max_tokens
     if params.stop:
         body["stop"] = list(params.stop)
-    if params.extra:
-        body["extra_body"] = dict(params.extra)
+    if request.tools and takes(kind, "tools"):
+        body["tools"] = [_tool(tool) for tool in request.tools]
+    if request.tool_choice is not None and takes(kind, "tool_choice"):
+        body["tool_choice"] = _tool_choice(request.tool_choice)
+    if request.parallel_tool_calls is not None and takes(kind, "parallel_tool_calls"):
+        body["parallel_tool_calls"] = request.parallel_tool_calls
+    if request.response_format is not None and takes(kind, "response_format"):
+        body["response_format"] = _response_format(kind, request.response_format)
+    for name, value in request.options.items():
+        if name in OPTIONS and value is not None and takes(kind, name):
+            body[name] = value
+    # The model's operator-set defaults, under what the request itself says.
+    for name, value in params.extra.items():
+        body.setdefault(name, value)
     return body
+
+
+_PROVIDER_NAMES = {"deepseek": "DeepSeek"}
+
+
+def _message(kind: str, message: ChatMessage) -> dict[str, Any]:
+    if message.role == "assistant":
+        text = message.text
+        entry: dict[str, Any] = {
+            "role": "assistant",
+            "content": text if text or not message.tool_calls else None,
+        }
+        if message.tool_calls:
+            entry["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for call in message.tool_calls
+            ]
+        return entry
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text}
+    if isinstance(message.content, str):
+        return {"role": message.role, "content": message.content}
+    return {"role": message.role, "content": [_part(kind, part) for part in message.content]}
+
+
+def _part(kind: str, part: ContentPart) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    what = part_kind(part)
+    # DeepSeek's chat API reads text only: it has no vision model either.
+    if not takes_part(kind, what) or kind == "deepseek":
+        provider = _PROVIDER_NAMES.get(kind, "This provider")
+        raise LLMError("upstream_bad_request", f"{provider} does not take {what} input.")
+    if isinstance(part, ImagePart):
+        image: dict[str, Any] = {"url": part.url}
+        if part.detail:
+            image["detail"] = part.detail
+        return {"type": "image_url", "image_url": image}
+    if isinstance(part, AudioPart):
+        return {"type": "input_audio", "input_audio": {"data": part.data, "format": part.format}}
+    if part.file_id:
+        return {"type": "file", "file": {"file_id": part.file_id}}
+    # OpenAI reads PDFs only; a document with no media type is most likely one.
+    media_type = part.media_type or "application/pdf"
+    document = {"file_data": f"data:{media_type};base64,{part.data}", "filename": part.filename or "document"}
+    return {"type": "file", "file": document}
+
+
+def _tool(tool: Tool) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": tool.name}
+    if tool.description:
+        function["description"] = tool.description
+    if tool.parameters:
+        function["parameters"] = dict(tool.parameters)
+    if tool.strict is not None:
+        function["strict"] = tool.strict
+    return {"type": "function", "function": function}
+
+
+def _tool_choice(choice: ToolChoice) -> str | dict[str, Any]:
+    if choice.mode == "function":
+        return {"type": "function", "function": {"name": choice.name}}
+    return choice.mode
+
+
+def _response_format(kind: str, response_format: ResponseFormat) -> dict[str, Any]:
+    if response_format.type != "json_schema":
+        return {"type": response_format.type}
+    if kind == "deepseek":
+        return {"type": "json_object"}  # DeepSeek has no schemas: any JSON object
+    schema: dict[str, Any] = {"name": response_format.name or "response"}
+    if response_format.description:
+        schema["description"] = response_format.description
+    if response_format.schema is not None:
+        schema["schema"] = dict(response_format.schema)
+    if response_format.strict is not None:
+        schema["strict"] = response_format.strict
+    return {"type": "json_schema", "json_schema": schema}
 
 
 async def stream(
     target: ModelTarget, request: ChatRequest, params: Params
 ) -> AsyncGenerator[AdapterEvent, None]:
     usage: Usage | None = None
-    reason: str | None = None
+    # The finish reason of every choice seen so far (None until it comes).
+    reasons: dict[int, str | None] = {}
+    calls = _ToolCalls()
+    body = request_body(target, request, params)
     try:
         client = shared_client(target.provider, client_for)
+        # The rest of the body goes as it is, untouched by the SDK's typed transforms; `model`
+        # stays named because the Azure client builds its deployment path from it.
         streaming = client.chat.completions.with_streaming_response.create(
-            **request_body(target, request, params), stream=True, stream_options={"include_usage": True}
+            model=body.pop("model"),
+            messages=body.pop("messages"),
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_body=body,
         )
         # Leaving early (cancelled) closes the response, and so this call's connection.
         async with streaming as response:
@@ -115,13 +244,31 @@ async def stream(
                     )
                 # Azure opens with a chunk of no choices (its content filter's verdict).
                 for choice in chunk.get("choices") or ():
-                    if choice.get("index", 0) != 0:
-                        continue
-                    content = (choice.get("delta") or {}).get("content")
+                    index = choice.get("index") or 0
+                    if index not in reasons:
+                        reasons[index] = None
+                    delta = choice.get("delta") or {}
+                    # DeepSeek's field, or `reasoning` (OpenRouter, vLLM, Ollama).
+                    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                    if reasoning and isinstance(reasoning, str):
+                        yield ReasoningDelta(reasoning, index)
+                    content = delta.get("content")
                     if content:
-                        yield TextDelta(content)
+                        logprobs = choice.get("logprobs")
+                        entries = logprobs.get("content") if logprobs else None
+                        yield TextDelta(content, index, tuple(entries) if entries else ())
+                    for fragment in delta.get("tool_calls") or ():
+                        event = calls.fragment(index, fragment)
+                        if event is not None:
+                            yield event
+                    if delta.get("function_call"):
+                        event = calls.fragment(
+                            index, {"index": "function_call", "function": delta["function_call"]}
+                        )
+                        if event is not None:
+                            yield event
                     if choice.get("finish_reason"):
-                        reason = choice["finish_reason"]
+                        reasons[index] = choice["finish_reason"]
     except openai.APIError as exc:
         raise error_for(target, exc) from None
     except httpx2.TransportError as exc:
@@ -135,7 +282,63 @@ async def stream(
         ) from None
     if usage is not None:
         yield usage
-    yield Finish(finish_reason(reason))
+    for index in sorted(reasons) or [0]:
+        reason = finish_reason(reasons.get(index))
+        if reason == "stop" and calls.made_by(index):
+            # Some compatible servers end a reply that called tools with "stop".
+            reason = "tool_calls"
+        yield Finish(reason, index)
+
+
+class _ToolCalls:
+    """The tool calls of a stream's choices, numbered 0, 1, ... per choice as they start.
+
+    OpenAI numbers a reply's calls with `index` and sends `id` and `name` once, on a call's
+    first fragment. Compatible servers stray from that: no `index` (each call then starts with
+    its own `id`), an `id` and `name` on every fragment, no `id` at all. Whatever came, the
+    deltas come out as OpenAI streams them, an id made up where the server gave none.
+    """
+
+    def __init__(self) -> None:
+        self.numbers: dict[tuple[int, object], int] = {}  # (choice, the server's key) -> number
+        self.named: set[tuple[int, int]] = set()
+        self.count: dict[int, int] = {}  # calls per choice
+        self.latest: dict[int, object] = {}  # the key of each choice's latest call
+
+    def made_by(self, choice: int) -> bool:
+        return self.count.get(choice, 0) > 0
+
+    def fragment(self, choice: int, fragment: dict[str, Any]) -> ToolCallDelta | None:
+        function = fragment.get("function") or {}
+        call_id = fragment.get("id") or ""
+        name = function.get("name") or ""
+        arguments = function.get("arguments") or ""
+        key: object = fragment.get("index")
+        if key is None:
+            key = call_id or self.latest.get(choice)
+        number = self.numbers.get((choice, key)) if key is not None else None
+        if number is None:
+            number = self.count.get(choice, 0)
+            self.count[choice] = number + 1
+            key = key if key is not None else object()
+            self.numbers[(choice, key)] = number
+            self.latest[choice] = key
+            if name:
+                self.named.add((choice, number))
+            return ToolCallDelta(
+                number,
+                id=call_id or f"call_{uuid.uuid4().hex[:24]}",
+                name=name,
+                arguments=arguments,
+                choice=choice,
+            )
+        self.latest[choice] = key
+        if name and (choice, number) not in self.named:
+            self.named.add((choice, number))
+            return ToolCallDelta(number, name=name, arguments=arguments, choice=choice)
+        if not arguments:
+            return None
+        return ToolCallDelta(number, arguments=arguments, choice=choice)
 
 
 def stream_error(target: ModelTarget, error: Any) -> LLMError:
