@@ -1,13 +1,39 @@
 """Anthropic messages through the official `anthropic` SDK.
 
-The system prompt goes in the top-level `system` field. Usage arrives in two parts:
-input tokens in `message_start`, output tokens in `message_delta`. Sampling parameters
-(temperature, top_p) are not sent: the current API refuses them for current models.
+The request, from the normalized one:
+- The system prompt goes in the top-level `system` field. A system message that stood later in
+  the conversation becomes a user-role text "System: ..." where it stood.
+- Messages alternate user and assistant: turns of the same role in a row join into one message
+  (the API wants the results of one assistant turn's tool calls in ONE user message, and its
+  `tool_result` blocks first in it); a `tool` message is a `tool_result` block of a user turn.
+- Content parts become blocks: text, `image` (a base64 or URL source), `document` (a PDF as
+  base64, a text/* file as a plain-text source). Anthropic takes no audio: an LLMError.
+- An assistant's tool calls become `tool_use` blocks whose `input` is the arguments' JSON.
+  Arguments that are not a JSON object (a call cut off by the token limit) are sent as `{}`,
+  so that the conversation can go on: its `tool_result` still answers it by id.
+- temperature and top_p are sent through `extra_body`: the SDK's `create` no longer takes
+  them, the API still does for the models that take sampling parameters (an operator whose
+  model refuses them leaves them unset).
+- The other OpenAI parameters the kind takes are mapped as llm.parameters says: stop,
+  tools, tool_choice, parallel_tool_calls, response_format (`output_config.format`, or an
+  instruction in the system prompt for any JSON object), reasoning_effort
+  (`output_config.effort`; "none" disables thinking) and user (`metadata.user_id`).
+
+The stream: `text_delta` is text, `thinking_delta` reasoning, and each `tool_use` block a
+tool call, numbered from 0 in the reply's order, its input streamed as `input_json_delta`
+fragments. Usage arrives in two parts: input tokens in `message_start`, output tokens in
+`message_delta`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import base64
+import binascii
+import json
+import mimetypes
+import re
+import uuid
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import anthropic
@@ -25,7 +51,24 @@ from llm.providers.base import (
     status_error,
     timeout_error,
 )
-from llm.types import ChatRequest, Finish, LLMError, ModelTarget, ProviderConfig, TextDelta, Usage
+from llm.types import (
+    AudioPart,
+    ChatMessage,
+    ChatRequest,
+    ContentPart,
+    FilePart,
+    Finish,
+    ImagePart,
+    LLMError,
+    ModelTarget,
+    ProviderConfig,
+    ReasoningDelta,
+    TextDelta,
+    TextPart,
+    Tool,
+    ToolCallDelta,
+    Usage,
+)
 
 # Anthropic's error types and the statuses they come with outside a stream.
 _ERROR_STATUSES = {
@@ -53,22 +96,184 @@ def client_for(provider: ProviderConfig) -> anthropic.AsyncAnthropic:
     )
 
 
+_LATE_SYSTEM = "System: "
+_JSON_OBJECT = "Reply with one JSON object and nothing else: no text before or after it, no code fence."
+# OpenAI's reasoning efforts, in Anthropic's words ("none" turns thinking off instead).
+_EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh"}
+_TOOL_CHOICES = {"auto": "auto", "none": "none", "required": "any", "function": "tool"}
+# Anthropic's tool_use ids are [a-zA-Z0-9_-]+; other providers' ids may hold more.
+_NOT_IN_TOOL_IDS = re.compile(r"[^a-zA-Z0-9_-]")
+
+
 def request_body(target: ModelTarget, request: ChatRequest, params: Params) -> dict[str, Any]:
+    """The keyword arguments of `messages.create` for this request."""
     body: dict[str, Any] = {
         "model": target.upstream_name,
-        "messages": [{"role": message.role, "content": message.content} for message in request.messages],
+        "messages": request_messages(request),
         # Anthropic requires a limit; the model's own is the natural one.
         "max_tokens": params.max_tokens if params.max_tokens is not None else target.max_output_tokens,
     }
-    if request.system:
-        body["system"] = request.system
-    # No temperature or top_p: the current Messages API refuses them for current models
-    # ("temperature is deprecated for this model") and the SDK no longer takes them.
+    response_format = request.response_format
+    schema = response_format.schema if response_format and response_format.type == "json_schema" else None
+    wants_object = response_format is not None and response_format.type != "text" and not schema
+    system = "\n\n".join(text for text in (request.system, _JSON_OBJECT if wants_object else "") if text)
+    if system:
+        body["system"] = system
     if params.stop:
         body["stop_sequences"] = list(params.stop)
-    if params.extra:
-        body["extra_body"] = dict(params.extra)
+    if request.tools:
+        body["tools"] = [_tool(tool) for tool in request.tools]
+        if (tool_choice := _tool_choice(request)) is not None:
+            body["tool_choice"] = tool_choice
+    output_config: dict[str, Any] = {}
+    if schema:
+        output_config["format"] = {"type": "json_schema", "schema": _output_schema(schema)}
+    effort = request.options.get("reasoning_effort")
+    if effort == "none":
+        body["thinking"] = {"type": "disabled"}
+    elif isinstance(effort, str) and effort in _EFFORTS:
+        output_config["effort"] = _EFFORTS[effort]
+    if output_config:
+        body["output_config"] = output_config
+    if user := request.options.get("user"):
+        body["metadata"] = {"user_id": str(user)}
+    sampling = {"temperature": params.temperature, "top_p": params.top_p}
+    extra = {name: value for name, value in sampling.items() if value is not None} | dict(params.extra)
+    if extra:
+        body["extra_body"] = extra
     return body
+
+
+def request_messages(request: ChatRequest) -> list[dict[str, Any]]:
+    """The conversation as Anthropic's alternating user and assistant messages."""
+    messages: list[dict[str, Any]] = []
+    for message in request.messages:
+        role = "assistant" if message.role == "assistant" else "user"
+        blocks = _blocks(message)
+        if not blocks:
+            continue  # the API refuses a message with no content
+        if messages and messages[-1]["role"] == role:
+            blocks = messages[-1]["content"] + blocks
+            messages[-1]["content"] = [block for block in blocks if block["type"] == "tool_result"] + [
+                block for block in blocks if block["type"] != "tool_result"
+            ]
+        else:
+            messages.append({"role": role, "content": blocks})
+    return messages
+
+
+def _blocks(message: ChatMessage) -> list[dict[str, Any]]:
+    if message.role == "system":
+        return [{"type": "text", "text": _LATE_SYSTEM + message.text}] if message.text.strip() else []
+    if message.role == "tool":
+        result: dict[str, Any] = {"type": "tool_result", "tool_use_id": _tool_id(message.tool_call_id)}
+        content = message.content if isinstance(message.content, str) else _part_blocks(message.parts)
+        if content:
+            result["content"] = content
+        return [result]
+    blocks = _part_blocks(message.parts)
+    for call in message.tool_calls:
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": _tool_id(call.id),
+                "name": call.name,
+                "input": _tool_input(call.arguments),
+            }
+        )
+    return blocks
+
+
+def _part_blocks(parts: tuple[ContentPart, ...]) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    for part in parts:
+        if isinstance(part, TextPart):
+            if part.text.strip():  # the API refuses empty text blocks
+                blocks.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            source = (
+                {"type": "base64", "media_type": part.media_type, "data": part.data}
+                if part.inline
+                else {"type": "url", "url": part.url}
+            )
+            blocks.append({"type": "image", "source": source})
+        elif isinstance(part, FilePart):
+            blocks.append(_document(part))
+        elif isinstance(part, AudioPart):
+            raise LLMError("upstream_bad_request", "Anthropic does not take audio input.")
+    return blocks
+
+
+def _document(part: FilePart) -> dict[str, Any]:
+    if not part.data:
+        # A file id names a file of another provider (or of Anthropic's beta Files API).
+        raise LLMError(
+            "upstream_bad_request", "Anthropic does not take files by id: send the file's content."
+        )
+    media_type = part.media_type or mimetypes.guess_type(part.filename)[0] or ""
+    source: dict[str, Any]
+    if media_type == "application/pdf":
+        source = {"type": "base64", "media_type": media_type, "data": part.data}
+    elif media_type.startswith("text/"):
+        try:
+            text = base64.b64decode(part.data).decode("utf-8", "replace")
+        except (binascii.Error, ValueError):
+            raise LLMError("upstream_bad_request", "The file's content is not valid base64.") from None
+        source = {"type": "text", "media_type": "text/plain", "data": text}
+    else:
+        raise LLMError(
+            "upstream_bad_request",
+            f"Anthropic does not take {media_type or 'untyped'} files, only PDF and plain text.",
+        )
+    document: dict[str, Any] = {"type": "document", "source": source}
+    if part.filename:
+        document["title"] = part.filename
+    return document
+
+
+def _tool_id(call_id: str) -> str:
+    return _NOT_IN_TOOL_IDS.sub("_", call_id)
+
+
+def _tool_input(arguments: str) -> dict[str, Any]:
+    try:
+        value = json.loads(arguments or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _tool(tool: Tool) -> dict[str, Any]:
+    schema = dict(tool.parameters or {}) or {"type": "object", "properties": {}}
+    schema.setdefault("type", "object")
+    definition: dict[str, Any] = {"name": tool.name, "input_schema": schema}
+    if tool.description:
+        definition["description"] = tool.description
+    if tool.strict:
+        definition["strict"] = True
+    return definition
+
+
+def _tool_choice(request: ChatRequest) -> dict[str, Any] | None:
+    choice = request.tool_choice
+    if choice is None and request.parallel_tool_calls is not False:
+        return None  # Anthropic's default is auto, with parallel calls
+    mode = choice.mode if choice is not None else "auto"
+    tool_choice: dict[str, Any] = {"type": _TOOL_CHOICES[mode]}
+    if choice is not None and mode == "function":
+        tool_choice["name"] = choice.name
+    if request.parallel_tool_calls is False and mode != "none":
+        tool_choice["disable_parallel_tool_use"] = True
+    return tool_choice
+
+
+def _output_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The schema as structured outputs take it (no additional properties, say), by the SDK's own
+    transformation; as it is when that cannot read it."""
+    try:
+        return anthropic.transform_schema(dict(schema))
+    except (ValueError, TypeError, AttributeError):
+        return dict(schema)
 
 
 async def stream(
@@ -77,14 +282,36 @@ async def stream(
     input_tokens: int | None = None
     output_tokens: int | None = None
     reason: str | None = None
+    calls: dict[int, int] = {}  # a tool_use block's index -> the number of its call in the reply
     try:
+        body = request_body(target, request, params)
         client = shared_client(target.provider, client_for)
-        events = await client.messages.create(**request_body(target, request, params), stream=True)
+        events = await client.messages.create(**body, stream=True)
         async with events:  # leaving early (cancelled) closes this call's connection
             async for event in events:
                 if event.type == "content_block_delta":
-                    if event.delta.type == "text_delta" and event.delta.text:
-                        yield TextDelta(event.delta.text)
+                    delta = event.delta
+                    if delta.type == "text_delta" and delta.text:
+                        yield TextDelta(delta.text)
+                    elif delta.type == "thinking_delta" and delta.thinking:
+                        yield ReasoningDelta(delta.thinking)
+                    elif delta.type == "input_json_delta" and delta.partial_json and event.index in calls:
+                        yield ToolCallDelta(calls[event.index], arguments=delta.partial_json)
+                elif event.type == "content_block_start":
+                    block = event.content_block
+                    if block.type == "tool_use":
+                        number = calls[event.index] = len(calls)
+                        yield ToolCallDelta(
+                            number,
+                            id=block.id or f"call_{uuid.uuid4().hex[:24]}",
+                            name=block.name,
+                            # Claude starts with an empty input; a server that sends it whole, here.
+                            arguments=json.dumps(block.input) if block.input else "",
+                        )
+                    elif block.type == "text" and block.text:
+                        yield TextDelta(block.text)
+                    elif block.type == "thinking" and block.thinking:
+                        yield ReasoningDelta(block.thinking)
                 elif event.type == "message_start":
                     usage = getattr(event.message, "usage", None)
                     if usage is not None:

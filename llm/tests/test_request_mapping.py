@@ -94,12 +94,8 @@ def test_the_models_default_parameters_sit_under_the_requests(fake_upstream, kin
     body = fake_upstream.requests()[0]["body"]
     sampling = body.get("generationConfig", body)
     assert sampling[limit_key] == 64
-    if kind == "anthropic":
-        # The current Messages API refuses sampling parameters for current models.
-        assert "temperature" not in body and "top_p" not in body
-    else:
-        assert sampling["temperature"] == 0.9
-        assert sampling["top_p" if kind != "gemini" else "topP"] == 0.5
+    assert sampling["temperature"] == 0.9
+    assert sampling["top_p" if kind != "gemini" else "topP"] == 0.5
 
 
 def test_a_requested_limit_is_capped_at_the_models_maximum(fake_upstream):
