@@ -13,7 +13,7 @@ from django.http import HttpRequest
 
 from llm import crypto, selectors, services
 from llm.models import Model, ModelFallback, Provider
-from llm.types import LLMError, ModelTarget
+from llm.types import CAPABILITIES, LLMError, ModelTarget
 
 # A connection test should answer quickly or say why not.
 _TEST_TIMEOUT = 15.0
@@ -149,9 +149,19 @@ class ModelAdmin(admin.ModelAdmin[Model]):
         "input_price_per_million",
         "output_price_per_million",
         "context_window",
+        "capability_list",
         "cache_enabled",
     )
-    list_filter = ("enabled", "provider__kind", "provider")
+    list_filter = (
+        "enabled",
+        "provider__kind",
+        "provider",
+        "supports_vision",
+        "supports_tools",
+        "supports_structured_output",
+        "supports_reasoning",
+        "drop_params",
+    )
     list_select_related = ("provider",)
     search_fields = ("name", "upstream_name", "display_name")
     inlines = (ModelFallbackInline,)
@@ -160,6 +170,27 @@ class ModelAdmin(admin.ModelAdmin[Model]):
         (None, {"fields": ("name", "display_name", "provider", "upstream_name", "enabled")}),
         ("Prices, per million tokens", {"fields": ("input_price_per_million", "output_price_per_million")}),
         ("Limits", {"fields": ("context_window", "max_output_tokens")}),
+        (
+            "Capabilities",
+            {
+                "description": (
+                    "What it can do beyond text, and what becomes of a parameter its kind cannot honour."
+                ),
+                "fields": (
+                    "supports_vision",
+                    "supports_tools",
+                    "supports_structured_output",
+                    "supports_reasoning",
+                    "drop_params",
+                ),
+            },
+        ),
         ("Behaviour", {"fields": ("default_params", "cache_enabled")}),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
+
+    @admin.display(description="capabilities")
+    def capability_list(self, model: Model) -> str:
+        # In CAPABILITIES' order, so the column reads the same on every row.
+        has = model.capabilities
+        return ", ".join(name.replace("_", " ") for name in CAPABILITIES if name in has) or "text only"

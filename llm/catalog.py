@@ -1,14 +1,17 @@
 """The models `manage.py seed` offers for each provider kind, with their list prices.
 
 Prices are US dollars per million tokens, as the providers list them for standard
-(non-batch, uncached) use in November 2026; operators change them in the admin, and
-seeding again never overwrites what they set.
+(non-batch, uncached) use in November 2026; capabilities are what the provider documents
+for the model through its API. Operators change both in the admin, and seeding again never
+overwrites what they set.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+
+from llm.types import CAPABILITIES, Capability
 
 
 @dataclass(frozen=True)
@@ -19,10 +22,25 @@ class CatalogModel:
     max_output_tokens: int
     input_price: Decimal
     output_price: Decimal
+    capabilities: frozenset[Capability]
 
 
-def _model(name: str, display: str, context: int, output: int, price_in: str, price_out: str) -> CatalogModel:
-    return CatalogModel(name, display, context, output, Decimal(price_in), Decimal(price_out))
+ALL: frozenset[Capability] = frozenset(CAPABILITIES)
+# DeepSeek V4 reads no images, and its structured output is json_object (no schemas).
+NO_VISION: frozenset[Capability] = frozenset({"tools", "structured_output", "reasoning"})
+NO_CAPABILITIES: frozenset[Capability] = frozenset()
+
+
+def _model(
+    name: str,
+    display: str,
+    context: int,
+    output: int,
+    price_in: str,
+    price_out: str,
+    capabilities: frozenset[Capability] = ALL,
+) -> CatalogModel:
+    return CatalogModel(name, display, context, output, Decimal(price_in), Decimal(price_out), capabilities)
 
 
 CATALOG: dict[str, tuple[CatalogModel, ...]] = {
@@ -46,12 +64,13 @@ CATALOG: dict[str, tuple[CatalogModel, ...]] = {
     ),
     "deepseek": (
         # Peak-hour rates (cache misses); DeepSeek charges half off-peak.
-        _model("deepseek-v4-flash", "DeepSeek V4 Flash", 1_000_000, 384_000, "0.30", "1.20"),
-        _model("deepseek-v4-pro", "DeepSeek V4 Pro", 1_000_000, 384_000, "1.32", "3.96"),
+        _model("deepseek-v4-flash", "DeepSeek V4 Flash", 1_000_000, 384_000, "0.30", "1.20", NO_VISION),
+        _model("deepseek-v4-pro", "DeepSeek V4 Pro", 1_000_000, 384_000, "1.32", "3.96", NO_VISION),
     ),
 }
 
-DEMO = _model("demo", "Demo (offline)", 8_192, 1_024, "0", "0")
+# The demo provider streams canned text: it reads no images, calls no tools, writes no JSON.
+DEMO = _model("demo", "Demo (offline)", 8_192, 1_024, "0", "0", NO_CAPABILITIES)
 
 
 def find(name: str) -> CatalogModel | None:

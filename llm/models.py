@@ -9,6 +9,16 @@ from django.db import models
 from django.db.models import JSONField
 from django.utils import timezone
 
+from llm.types import Capability
+
+# The boolean field of Model that holds each capability.
+CAPABILITY_FIELDS: dict[Capability, str] = {
+    "vision": "supports_vision",
+    "tools": "supports_tools",
+    "structured_output": "supports_structured_output",
+    "reasoning": "supports_reasoning",
+}
+
 
 class ProviderKind(models.TextChoices):
     OPENAI = "openai", "OpenAI"
@@ -74,6 +84,48 @@ class Model(models.Model):
     cache_enabled = models.BooleanField(
         default=False, help_text="Replay identical requests at temperature 0 from the cache."
     )
+    # What it can do beyond text. On by default but reasoning: a model added by hand is
+    # most often a chat model that sees images, calls tools and writes JSON.
+    supports_vision = models.BooleanField(
+        "vision",
+        default=True,
+        help_text=(
+            "Reads images in messages. Off: a request with an image gets a 400 naming the capability."
+        ),
+    )
+    supports_tools = models.BooleanField(
+        "tools",
+        default=True,
+        help_text=(
+            "Calls functions (tools, tool_choice). "
+            "Off: a request with tools gets a 400 naming the capability."
+        ),
+    )
+    supports_structured_output = models.BooleanField(
+        "structured output",
+        default=True,
+        help_text=(
+            "Replies in JSON to a response_format (json_object, json_schema). "
+            "Off: a request with one gets a 400 naming the capability."
+        ),
+    )
+    supports_reasoning = models.BooleanField(
+        "reasoning",
+        default=False,
+        help_text=(
+            "Thinks before it answers and takes reasoning_effort. Off: reasoning_effort is a "
+            "parameter it cannot honour, dropped or refused as drop_params says."
+        ),
+    )
+    drop_params = models.BooleanField(
+        "drop unsupported parameters",
+        default=True,
+        help_text=(
+            "On: a parameter this provider kind cannot honour (seed on Anthropic, say) is left out of "
+            "the upstream call and named in the reply's X-Nexus-Dropped-Params header. "
+            "Off: such a request is refused with a 400 naming the parameter."
+        ),
+    )
     fallbacks: models.ManyToManyField[Model, ModelFallback] = models.ManyToManyField(
         "self", through="ModelFallback", symmetrical=False, related_name="+", blank=True
     )
@@ -91,6 +143,10 @@ class Model(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return frozenset(capability for capability, name in CAPABILITY_FIELDS.items() if getattr(self, name))
 
 
 class ModelFallback(models.Model):

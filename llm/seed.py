@@ -10,7 +10,8 @@ The credentials are the variables the official SDKs read themselves:
     OPENAI_COMPATIBLE_BASE_URL (+ OPENAI_COMPATIBLE_API_KEY, OPENAI_COMPATIBLE_MODELS)
 
 AZURE_OPENAI_DEPLOYMENTS and OPENAI_COMPATIBLE_MODELS are comma-separated lists; an Azure
-deployment may name its model (`chat=gpt-5.4`) to take that model's limits and prices.
+deployment may name its model (`chat=gpt-5.4`) to take that model's limits, prices and
+capabilities. Models the catalog does not know get the Model fields' defaults.
 Seeding only creates what is missing: a provider or model that exists, under its name, is
 left exactly as an operator set it.
 """
@@ -25,7 +26,7 @@ from typing import Any
 from django.conf import settings
 
 from llm import catalog, services
-from llm.models import Model, Provider
+from llm.models import CAPABILITY_FIELDS, Model, Provider
 from llm.providers.openai_chat import DEFAULT_AZURE_API_VERSION
 from nexus.lib.errors import ApiError
 
@@ -59,6 +60,7 @@ def _from_catalog(
         "max_output_tokens": entry.max_output_tokens,
         "input_price_per_million": entry.input_price,
         "output_price_per_million": entry.output_price,
+        **{field: capability in entry.capabilities for capability, field in CAPABILITY_FIELDS.items()},
     }
 
 

@@ -52,6 +52,8 @@ def model_target(model: Model) -> ModelTarget:
         output_price_per_million=model.output_price_per_million,
         default_params=dict(model.default_params or {}),
         cache_enabled=model.cache_enabled,
+        capabilities=model.capabilities,
+        drop_params=model.drop_params,
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from rest_framework import serializers
 
 from llm.models import Model, Provider, ProviderKind
+from llm.types import CAPABILITIES
 
 # Kinds with no default endpoint: the operator must say where the server is.
 KINDS_NEEDING_BASE_URL = (ProviderKind.AZURE_OPENAI, ProviderKind.OPENAI_COMPATIBLE)
@@ -29,14 +30,28 @@ class PricingOutput(serializers.Serializer):
     output_per_million = serializers.CharField(source="output_price_per_million")
 
 
+class CapabilityList(serializers.ListField):
+    """A model's capabilities by name, in CAPABILITIES' order: a set has none a client could rely on."""
+
+    child = serializers.ChoiceField(choices=CAPABILITIES)
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("help_text", "What it can do beyond text.")
+        super().__init__(read_only=True, **kwargs)
+
+    def to_representation(self, data: Any) -> list[str]:
+        return [capability for capability in CAPABILITIES if capability in data]
+
+
 class ModelPublicOutput(serializers.Serializer):
-    """A model as clients see it: its public id, who serves it, its limits and prices."""
+    """A model as clients see it: its public id, who serves it, its limits, prices and capabilities."""
 
     id = serializers.CharField(source="name")
     provider = serializers.CharField(source="provider.name")
     context_window = serializers.IntegerField()
     max_output_tokens = serializers.IntegerField()
     pricing = PricingOutput(source="*")
+    capabilities = CapabilityList()
 
 
 class ModelListOutput(serializers.Serializer):
@@ -127,6 +142,7 @@ class ProviderInput(serializers.ModelSerializer):
 
 class ModelOutput(serializers.ModelSerializer):
     fallbacks = serializers.SerializerMethodField(help_text="Names of the fallback models, in order.")
+    capabilities = CapabilityList(help_text="The supports_* flags that are on, by name.")
 
     class Meta:
         model = Model
@@ -143,6 +159,12 @@ class ModelOutput(serializers.ModelSerializer):
             "enabled",
             "default_params",
             "cache_enabled",
+            "capabilities",
+            "supports_vision",
+            "supports_tools",
+            "supports_structured_output",
+            "supports_reasoning",
+            "drop_params",
             "fallbacks",
             "created_at",
             "updated_at",
@@ -184,6 +206,11 @@ class ModelInput(serializers.ModelSerializer):
             "enabled",
             "default_params",
             "cache_enabled",
+            "supports_vision",
+            "supports_tools",
+            "supports_structured_output",
+            "supports_reasoning",
+            "drop_params",
             "fallbacks",
         )
 

@@ -33,7 +33,7 @@ def make_model(provider, name, **fields):
     return Model.objects.create(provider=provider, name=name, upstream_name=name, **fields)
 
 
-def test_it_lists_enabled_models_with_their_limits_and_prices(
+def test_it_lists_enabled_models_with_their_limits_prices_and_capabilities(
     api_client, user, provider, django_assert_num_queries
 ):
     make_model(
@@ -43,6 +43,8 @@ def test_it_lists_enabled_models_with_their_limits_and_prices(
         max_output_tokens=16000,
         input_price_per_million=Decimal("2.5"),
         output_price_per_million=Decimal("10"),
+        supports_vision=False,
+        supports_reasoning=True,
     )
     make_model(provider, "gpt-a")
     make_model(provider, "off", enabled=False)
@@ -60,6 +62,7 @@ def test_it_lists_enabled_models_with_their_limits_and_prices(
         "context_window": 128000,
         "max_output_tokens": 16000,
         "pricing": {"input_per_million": "2.500000", "output_per_million": "10.000000"},
+        "capabilities": ["tools", "structured_output", "reasoning"],
     }
 
 

@@ -9,20 +9,21 @@ from llm.types import Served
 
 pytestmark = pytest.mark.django_db
 
+# The provider's status, Nexus's code, and the status a client gets before anything streamed.
 STATUSES = [
-    (400, "upstream_bad_request"),
-    (401, "upstream_auth"),
-    (403, "upstream_auth"),
-    (404, "upstream_bad_request"),
-    (429, "upstream_rate_limited"),
-    (500, "upstream_unavailable"),
-    (503, "upstream_unavailable"),
-    (504, "upstream_timeout"),
+    (400, "upstream_bad_request", 400),
+    (401, "upstream_auth", 502),
+    (403, "upstream_auth", 502),
+    (404, "upstream_bad_request", 400),
+    (429, "upstream_rate_limited", 429),
+    (500, "upstream_unavailable", 502),
+    (503, "upstream_unavailable", 502),
+    (504, "upstream_timeout", 504),
 ]
 
 
-@pytest.mark.parametrize(("status", "code"), STATUSES)
-def test_each_error_status_maps_to_its_code(fake_upstream, kind, status, code):
+@pytest.mark.parametrize(("status", "code", "answered"), STATUSES)
+def test_each_error_status_maps_to_its_code(fake_upstream, kind, status, code, answered):
     fake_upstream.configure(error_status=status)
     fake_upstream.make_model(kind=kind, name="m", provider_fields={"max_retries": 0})
 
@@ -30,7 +31,7 @@ def test_each_error_status_maps_to_its_code(fake_upstream, kind, status, code):
 
     assert outcome.error is not None
     assert outcome.failure.code == code
-    assert outcome.failure.status_code in (400, 502, 504)
+    assert outcome.failure.status_code == answered
     assert outcome.of(Served) == []
 
 
