@@ -11,7 +11,11 @@ django_asgi_app = get_asgi_application()  # sets Django up before the consumers 
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from nexus.lib.reason_phrases import install_reason_phrases  # noqa: E402
 from nexus.routing import websocket_urlpatterns  # noqa: E402
+
+# daphne writes Twisted's phrase for each status, and Twisted's table lacks some: "429 Unknown Status".
+install_reason_phrases()
 
 application = ProtocolTypeRouter(
     {

@@ -7,6 +7,7 @@ neither reads a streaming response.
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import time
@@ -179,6 +180,27 @@ class ErrorEnvelopeMiddleware(HybridMiddleware):
             "Unhandled error on %s %s", request.method, request.path, extra={"path": request.path}
         )
         return error_response(500)
+
+
+class ChunkedBodyMiddleware(HybridMiddleware):
+    """A body sent without Content-Length (chunked, as proxies such as NextChat's server
+    forward it) is given its length, so DRF reads it: DRF takes a request without
+    Content-Length for one without a body.
+
+    The server has received the whole body already. At most one byte past the largest
+    body any endpoint takes is read, so the parser still answers 413 for a larger one.
+    """
+
+    def before(self, request: HttpRequest) -> None:
+        if request.method not in ("POST", "PUT", "PATCH") or request.META.get("CONTENT_LENGTH"):
+            return
+        limit = max(settings.MAX_REQUEST_BYTES, settings.MAX_AI_REQUEST_BYTES)
+        body = request.read(limit + 1)
+        if body:
+            # What HttpRequest.body itself keeps after reading, so every later reader gets it.
+            request._body = body
+            request._stream = io.BytesIO(body)
+            request.META["CONTENT_LENGTH"] = str(len(body))
 
 
 class StaticFilesMiddleware(WhiteNoiseMiddleware):

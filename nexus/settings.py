@@ -43,16 +43,58 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", "")
-CORS_URLS_REGEX = r"^/(auth|users|keys|chat|llm|billing|system|v1|health)(/.*)?$"
+# The API's paths, /dashboard (OpenAI's legacy balance, read by NextChat) included; never the admin.
+CORS_URLS_REGEX = r"^/(auth|users|keys|chat|llm|billing|system|v1|dashboard|health)(/.*)?$"
+# What browsers must be allowed to send: the official OpenAI and Anthropic SDKs (JS, used from a
+# page) add their own headers to every request, and a preflight that leaves one out fails the call.
+# django-cors-headers matches names exactly, so each is listed.
 CORS_ALLOW_HEADERS = (
     "accept",
     "authorization",
     "content-type",
+    "user-agent",  # the Anthropic JS SDK sets it in a page too; Firefox sends it and asks first
     "last-event-id",
     "x-request-id",
     "x-nexus-save",
+    "idempotency-key",
+    # the Stainless-generated SDKs' telemetry and helper headers (OpenAI and Anthropic alike)
+    "x-stainless-arch",
+    "x-stainless-async",
+    "x-stainless-custom-event-handler",
+    "x-stainless-custom-poll-interval",
+    "x-stainless-helper",
+    "x-stainless-helper-method",
+    "x-stainless-lang",
+    "x-stainless-os",
+    "x-stainless-package-version",
+    "x-stainless-poll-helper",
+    "x-stainless-raw-response",
+    "x-stainless-read-timeout",
+    "x-stainless-retry-count",
+    "x-stainless-runtime",
+    "x-stainless-runtime-version",
+    "x-stainless-stream-helper",
+    "x-stainless-timeout",
+    # OpenAI's
+    "openai-beta",
+    "openai-organization",
+    "openai-project",
+    # Anthropic's (/v1/messages authenticates with x-api-key)
+    "x-api-key",
+    "anthropic-beta",
+    "anthropic-dangerous-direct-browser-access",
+    "anthropic-user-profile-id",
+    "anthropic-version",
+    "anthropic-workspace-id",
 )
-CORS_EXPOSE_HEADERS = ("x-request-id", "retry-after")
+# What scripts on another origin may read: the SDKs read x-request-id and retry-after. Nexus sends
+# none of OpenAI's x-ratelimit-* headers; list them here if it ever does.
+CORS_EXPOSE_HEADERS = (
+    "x-request-id",
+    "retry-after",
+    "x-nexus-conversation-id",
+    "x-nexus-dropped-params",
+)
 
 INSTALLED_APPS = [
     "daphne",
@@ -80,6 +122,7 @@ MIDDLEWARE = [
     "nexus.middleware.RequestIdMiddleware",
     "nexus.middleware.RequestMetricsMiddleware",
     "nexus.middleware.ErrorEnvelopeMiddleware",
+    "nexus.middleware.ChunkedBodyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "nexus.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable
     "corsheaders.middleware.CorsMiddleware",
@@ -220,6 +263,9 @@ STREAM_ALIVE_SECONDS = env_float("STREAM_ALIVE_SECONDS", "30", minimum=0.3)
 # --- Limits and quotas -----------------------------------------------------------------
 MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", "1048576", minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+# The AI surfaces (/v1) take larger bodies: images and files travel inline, base64-encoded.
+MAX_AI_REQUEST_BYTES = env_int("MAX_AI_REQUEST_BYTES", "33554432", minimum=1024)
+MAX_IMAGE_BYTES = env_int("MAX_IMAGE_BYTES", "20971520", minimum=1024)  # one inline image or file, decoded
 AI_CALLS_PER_MINUTE = env_int("AI_CALLS_PER_MINUTE", "20", minimum=0)
 MAX_MESSAGE_CHARS = env_int("MAX_MESSAGE_CHARS", "100000", minimum=1)
 DEFAULT_MONTHLY_BUDGET = env_str("DEFAULT_MONTHLY_BUDGET", "10.00")
@@ -240,6 +286,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "nexus.lib.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "nexus.lib.errors.exception_handler",
+    # Never 406: streaming clients ask for text/event-stream, which the SSE views send themselves.
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "nexus.lib.negotiation.FallbackContentNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
