@@ -371,7 +371,10 @@ def _model_entry(model: Any) -> dict[str, Any]:
 
 
 class ModelsView(GatewayView):
-    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="OpenAI's model list.")})
+    @extend_schema(
+        operation_id="v1_models_list",
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="OpenAI's model list.")},
+    )
     def get(self, request: Request) -> Response:
         return Response({"object": "list", "data": [_model_entry(model) for model in models_list_enabled()]})
 

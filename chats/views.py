@@ -54,7 +54,8 @@ class ChatView(APIView):
 # --- the turn over SSE -------------------------------------------------------------------
 
 SSE_DESCRIPTION = (
-    "`text/event-stream`: `start` {conversation_id, message_id, model}, `delta` {content}..., then "
+    "`text/event-stream`: `start` {conversation_id, message_id, model}, `reasoning` {content}... "
+    "(reasoning models, before or between the text), `delta` {content}..., then "
     "`done` {message_id, finish_reason, usage} or `error` {error: {code, message}}; every event has an id."
 )
 # One event of the stream, as OpenAPI 3.2 tools read text/event-stream: its fields, as text.
@@ -62,7 +63,7 @@ SseEvent = inline_serializer(
     "SseEvent",
     {
         "id": serializers.CharField(help_text="The event's number, for Last-Event-ID."),
-        "event": serializers.ChoiceField(choices=["start", "delta", "done", "error"]),
+        "event": serializers.ChoiceField(choices=["start", "reasoning", "delta", "done", "error"]),
         "data": serializers.CharField(help_text="The event's JSON object."),
     },
 )

@@ -59,7 +59,11 @@ def test_a_stream_is_served_whatever_the_client_accepts(gateway, accept):
 def test_a_streaming_client_that_goes_away_stops_the_turn_and_pays_for_what_was_sent(gateway):
     gateway.upstream.configure(tokens=200, token_delay=0.02)
     with httpx.stream(
-        "POST", f"{gateway.url}/v1/chat/completions", json=_body(stream=True), headers=gateway.auth, timeout=10
+        "POST",
+        f"{gateway.url}/v1/chat/completions",
+        json=_body(stream=True),
+        headers=gateway.auth,
+        timeout=10,
     ) as response:
         received = 0
         for line in response.iter_lines():
@@ -138,5 +142,7 @@ def test_a_streamed_reply_past_the_models_maximum_is_cut_there_too(gateway):
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "word1 word2 word3 word4"
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["length"]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [
+        "length"
+    ]
     assert chunks[-1].usage.completion_tokens == 4

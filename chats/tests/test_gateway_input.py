@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from chats.completions import InvalidParameter, parse_completion_request
+from llm.parameters import OPTIONS, PARAMETERS
+from nexus.lib.errors import ApiError
 
 
 def body(**fields):
@@ -44,3 +46,121 @@ def test_ordinary_text_passes():
         False,
         False,
     )
+
+
+# A valid value of each parameter of llm.parameters' table, as a client would send it.
+EXAMPLES = {
+    "temperature": 0.5,
+    "top_p": 0.5,
+    "max_tokens": 10,
+    "stop": ["END"],
+    "n": 2,
+    "seed": 1,
+    "presence_penalty": 0.5,
+    "frequency_penalty": -0.5,
+    "logit_bias": {"42": 10},
+    "logprobs": True,
+    "top_logprobs": 2,
+    "tools": [{"type": "function", "function": {"name": "f"}}],
+    "tool_choice": "auto",
+    "parallel_tool_calls": False,
+    "response_format": {"type": "json_object"},
+    "reasoning_effort": "minimal",
+    "verbosity": "high",
+    "user": "u-1",
+    "metadata": {"k": "v"},
+    "prompt_cache_key": "p",
+    "safety_identifier": "s",
+    "service_tier": "flex",
+    "store": True,
+    "modalities": ["text"],
+    "audio": {"voice": "alloy", "format": "mp3"},
+    "prediction": {"type": "content", "content": "x"},
+    "web_search_options": {},
+}
+
+
+def test_every_parameter_of_the_provider_table_is_read():
+    assert set(EXAMPLES) == set(PARAMETERS)
+    call = parse_completion_request(body(**EXAMPLES))
+    request = call.request
+    assert request.options.keys() == OPTIONS
+    assert (request.temperature, request.top_p, request.max_tokens, request.stop) == (0.5, 0.5, 10, ("END",))
+    assert request.tools[0].name == "f" and request.tool_choice is not None
+    assert request.parallel_tool_calls is False
+    assert request.response_format is not None and request.response_format.type == "json_object"
+    assert call.needs == {"tools": "tools", "structured_output": "response_format"}
+
+
+def test_leading_system_messages_are_the_prompt_and_later_ones_keep_their_place():
+    call = parse_completion_request(
+        body(
+            messages=[
+                {"role": "system", "content": "One."},
+                {"role": "developer", "content": [{"type": "text", "text": "Two."}]},
+                {"role": "user", "content": "Hi"},
+                {"role": "system", "content": "Three."},
+            ]
+        )
+    )
+    assert call.request.system == "One.\n\nTwo."
+    assert [(m.role, m.text) for m in call.request.messages] == [("user", "Hi"), ("system", "Three.")]
+
+
+def test_a_tool_result_knows_the_name_of_the_function_it_answers():
+    call = parse_completion_request(
+        body(
+            messages=[
+                {"role": "user", "content": "Weather?"},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+            ]
+        )
+    )
+    tool = call.request.messages[-1]
+    assert (tool.role, tool.tool_call_id, tool.name, tool.text) == ("tool", "c1", "weather", "sunny")
+    assert call.needs["tools"] == "messages[1].tool_calls"
+
+
+@pytest.mark.parametrize(
+    ("content", "param"),
+    [
+        (
+            [{"type": "image_url", "image_url": {"url": "ftp://x/y.png"}}],
+            "messages[0].content[0].image_url.url",
+        ),
+        (
+            [{"type": "image_url", "image_url": {"url": "data:text/plain;base64,aGk="}}],
+            "messages[0].content[0].image_url.url",
+        ),
+        (
+            [{"type": "image_url", "image_url": {"url": "data:image/png;base64,@@@"}}],
+            "messages[0].content[0].image_url.url",
+        ),
+        (
+            [{"type": "input_audio", "input_audio": {"data": "aGk=", "format": "ogg"}}],
+            "messages[0].content[0].input_audio.format",
+        ),
+        ([{"type": "video", "video": {}}], "messages[0].content[0]"),
+        ([{"type": "text"}], "messages[0].content[0].text"),
+    ],
+    ids=["not-http", "not-an-image", "bad-base64", "audio-format", "unknown-part", "text-without-text"],
+)
+def test_a_bad_content_part_is_refused_naming_it(content, param):
+    with pytest.raises(InvalidParameter) as refused:
+        parse_completion_request(body(messages=[{"role": "user", "content": content}]))
+    assert refused.value.param == param
+
+
+def test_an_inline_image_past_the_limit_is_a_413(settings):
+    settings.MAX_IMAGE_BYTES = 1024
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 4000}}
+    with pytest.raises(ApiError) as refused:
+        parse_completion_request(body(messages=[{"role": "user", "content": [image]}]))
+    assert (refused.value.status_code, refused.value.code) == (413, "image_too_large")
