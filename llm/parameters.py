@@ -112,7 +112,10 @@ _ANTHROPIC.update(
             "mapped",
             "`json_schema` to `output_config.format`; `json_object` to an instruction in the system prompt",
         ),
-        "reasoning_effort": ("mapped", "`output_config.effort` (`minimal` is `low`)"),
+        "reasoning_effort": (
+            "mapped",
+            "`output_config.effort` (`minimal` is `low`; `none` turns thinking off)",
+        ),
         "user": ("mapped", "`metadata.user_id`"),
     }
 )
@@ -133,7 +136,10 @@ _GEMINI.update(
         "tools": ("mapped", "`function_declarations`"),
         "tool_choice": ("mapped", "`tool_config.function_calling_config` AUTO / NONE / ANY"),
         "response_format": ("mapped", "`response_mime_type` and `response_json_schema`"),
-        "reasoning_effort": ("mapped", "`thinking_config.thinking_level` (low or high)"),
+        "reasoning_effort": (
+            "mapped",
+            "`thinking_config.thinking_level` low or high (`none`: a thinking budget of 0)",
+        ),
     }
 )
 
