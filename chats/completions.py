@@ -19,7 +19,7 @@ from typing import Any
 
 from django.conf import settings
 
-from llm.parameters import OPTIONS
+from llm.parameters import PARAMETERS
 from llm.types import (
     AudioPart,
     Capability,
@@ -55,6 +55,7 @@ class CompletionCall:
     legacy_functions: bool = False
 
 
+# OpenAI's parameters: llm.parameters' table, and those the table has no row for.
 _TOP_LEVEL = {
     "model",
     "messages",
@@ -63,16 +64,7 @@ _TOP_LEVEL = {
     "max_completion_tokens",
     "functions",
     "function_call",
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "stop",
-    "tools",
-    "tool_choice",
-    "parallel_tool_calls",
-    "response_format",
-    "prompt_cache_retention",
-    *OPTIONS,
+    *PARAMETERS,
 }
 _SYSTEM_ROLES = {"system", "developer"}
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
@@ -459,6 +451,7 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
         "verbosity": lambda: _choice(body, "verbosity", ("low", "medium", "high")),
         "user": lambda: _bounded_text(body, "user", 256),
         "prompt_cache_key": lambda: _bounded_text(body, "prompt_cache_key", 1024),
+        "prompt_cache_retention": lambda: _choice(body, "prompt_cache_retention", ("in-memory", "24h")),
         "safety_identifier": lambda: _bounded_text(body, "safety_identifier", 256),
         "service_tier": lambda: _choice(body, "service_tier", _SERVICE_TIERS),
         "store": lambda: _boolean(body, "store"),

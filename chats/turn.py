@@ -475,28 +475,24 @@ async def run_turn(prepared: PreparedTurn) -> None:
     )
     try:
         async for event in stream_chat(prepared.route, prepared.request):
+            if (
+                isinstance(event, TextDelta | ReasoningDelta | ToolCallDelta)
+                and outcome.first_token_at is None
+            ):
+                outcome.first_token_at = time.monotonic()
             if isinstance(event, TextDelta):
-                if outcome.first_token_at is None:
-                    outcome.first_token_at = time.monotonic()
                 if event.choice == 0:
                     outcome.text.append(event.text)
                 hub.publish(key, "delta", _delta_data(event, content=event.text))
             elif isinstance(event, ReasoningDelta):
-                if outcome.first_token_at is None:
-                    outcome.first_token_at = time.monotonic()
                 if event.choice == 0:
                     outcome.reasoning.append(event.text)
                 hub.publish(key, "reasoning", _delta_data(event, content=event.text))
             elif isinstance(event, ToolCallDelta):
-                if outcome.first_token_at is None:
-                    outcome.first_token_at = time.monotonic()
-                hub.publish(
-                    key,
-                    "tool_call",
-                    _delta_data(
-                        event, index=event.index, id=event.id, name=event.name, arguments=event.arguments
-                    ),
+                data = _delta_data(
+                    event, index=event.index, id=event.id, name=event.name, arguments=event.arguments
                 )
+                hub.publish(key, "tool_call", data)
             elif isinstance(event, Usage):
                 outcome.usage = event
             elif isinstance(event, Finish):

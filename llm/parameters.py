@@ -43,6 +43,7 @@ PARAMETERS = (
     "user",
     "metadata",
     "prompt_cache_key",
+    "prompt_cache_retention",
     "safety_identifier",
     "service_tier",
     "store",

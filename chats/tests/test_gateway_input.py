@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chats.completions import InvalidParameter, parse_completion_request
 from llm.parameters import OPTIONS, PARAMETERS
@@ -70,6 +72,7 @@ EXAMPLES = {
     "user": "u-1",
     "metadata": {"k": "v"},
     "prompt_cache_key": "p",
+    "prompt_cache_retention": "24h",
     "safety_identifier": "s",
     "service_tier": "flex",
     "store": True,
@@ -164,3 +167,50 @@ def test_an_inline_image_past_the_limit_is_a_413(settings):
     with pytest.raises(ApiError) as refused:
         parse_completion_request(body(messages=[{"role": "user", "content": [image]}]))
     assert (refused.value.status_code, refused.value.code) == (413, "image_too_large")
+
+
+# --- whatever a client sends -----------------------------------------------------------------
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+_part = st.fixed_dictionaries(
+    {"type": st.sampled_from(["text", "image_url", "input_audio", "file", "refusal", "video"])},
+    optional={
+        "text": _json,
+        "refusal": _json,
+        "image_url": _json
+        | st.fixed_dictionaries({"url": st.sampled_from(["data:image/png;base64,aGk=", "x"])}),
+        "input_audio": _json,
+        "file": _json,
+    },
+)
+_message = st.fixed_dictionaries(
+    {"role": st.sampled_from(["system", "developer", "user", "assistant", "tool", "function", "bot"])},
+    optional={
+        "content": _json | st.lists(_part, max_size=3),
+        "tool_calls": _json,
+        "tool_call_id": _json,
+        "name": _json,
+        "function_call": _json,
+    },
+)
+_body = st.fixed_dictionaries(
+    {"model": st.just("m") | _json, "messages": st.lists(_message, max_size=4) | _json},
+    optional={
+        name: _json for name in (*PARAMETERS, "stream", "stream_options", "functions", "function_call")
+    },
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_body)
+def test_any_body_a_client_sends_is_read_or_refused_with_a_4xx(body):
+    try:
+        parse_completion_request(body)
+    except ApiError as refused:
+        assert 400 <= refused.status_code < 500

@@ -423,3 +423,32 @@ def test_a_late_system_message_stays_where_it_stood(gateway, model):
         assert body["system"] == "You are helpful."
         assert "Summarize the conversation above." in json.dumps(body["messages"][-1])
         assert "Summarize" not in body["system"]
+
+
+async def test_the_async_sdk_streams_a_tool_call_and_takes_its_result(gateway):
+    client: Any = openai.AsyncOpenAI(
+        base_url=f"{gateway.url}/v1", api_key=gateway.secret, max_retries=0, timeout=10
+    )
+    gateway.upstream.configure(
+        reply="", tool_calls=[{"name": "get_weather", "arguments": '{"city": "Kyiv"}'}]
+    )
+    question = {"role": "user", "content": "Kyiv?"}
+    async with client.chat.completions.stream(
+        model="claude-test", messages=[question], tools=[WEATHER]
+    ) as stream:
+        final = await stream.get_final_completion()
+    call = final.choices[0].message.tool_calls[0]
+    assert (call.function.name, json.loads(call.function.arguments)) == ("get_weather", {"city": "Kyiv"})
+
+    gateway.upstream.configure(reply="Cold.", tool_calls=None)
+    answer = await client.chat.completions.create(
+        model="claude-test",
+        tools=[WEATHER],
+        messages=[
+            question,
+            final.choices[0].message.model_dump(exclude_none=True, include={"role", "content", "tool_calls"}),
+            {"role": "tool", "tool_call_id": call.id, "content": "-5 C"},
+        ],
+    )
+    assert answer.choices[0].message.content == "Cold."
+    await client.close()

@@ -56,6 +56,7 @@ def assert_refused(response, status: int) -> dict:
 @pytest.mark.parametrize("path", WRITING_ENDPOINTS)
 def test_a_body_over_the_limit_is_413_and_nothing_is_saved(path, admin_client, model, settings):
     settings.MAX_REQUEST_BYTES = 4096
+    settings.MAX_AI_REQUEST_BYTES = 4096  # /v1's own, larger limit
     body = {"message": "x" * 8000, "name": "x" * 8000, "model": model.name, "kind": "openai"}
     before = rows_snapshot()
     assert_refused(post_raw(admin_client, path, json.dumps(body).encode()), 413)

@@ -109,6 +109,15 @@ def _model_pk(owner: User) -> dict[str, Any]:
     return {"pk": Model.objects.create(provider=_provider(owner), name="isolated", upstream_name="x").pk}
 
 
+def _model_id(owner: User) -> dict[str, Any]:
+    """The catalog is every caller's: any key sees any enabled model, and writes nothing."""
+    return {
+        "model_id": Model.objects.create(
+            provider=_provider(owner), name="azure/shared", upstream_name="x"
+        ).name
+    }
+
+
 def _revoked_share_token(owner: User) -> dict[str, Any]:
     """A share link is a capability: whoever holds a live token reads it, by design. What
     must hold is that a revoked token reaches nothing, and that nothing can be written there."""
@@ -139,6 +148,7 @@ ROUTES: dict[str, Entry] = {
     "chat/messages/<int:message_id>/stop": Entry(_streaming_reply_id),
     "chat/templates/<int:template_id>": Entry(_template_id),
     "chat/shared/<str:token>": Entry(_revoked_share_token),
+    "v1/models/<path:model_id>": Entry(_model_id, status=200),
 }
 
 # A body valid for every PATCH and POST of these routes, so that no 400 answers before the lookup.
