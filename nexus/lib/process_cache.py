@@ -13,6 +13,10 @@ two cannot keep them); a reader compares its tag with the token on every read, o
 round trip, and drops everything it holds when they differ. So a change is in force on
 every process at its next read, as with the runtime settings.
 
+A value is kept only under the generation it was read in (compare-and-set): a load that
+began before a change and ends after another reader saw the new generation lands in the old
+generation's entries, which nobody reads any more, never in the new ones.
+
 Only what is read outside a transaction is kept: inside one, a read can see rows that are
 later rolled back. When the shared cache cannot be reached, reads go to the database and
 nothing is kept; entries also expire after `max_age` seconds, so a token replacement lost
@@ -42,29 +46,35 @@ class ProcessCache(Generic[K, V]):
         self.key = f"process-cache:{name}:generation"
         self.max_entries = max_entries
         self.max_age = max_age
-        self._tag: str | None = None
-        self._entries: dict[K, tuple[float, V]] = {}
+        # The generation and its entries, replaced together (one assignment, so threads never
+        # see one generation's tag with another's entries).
+        self._state: tuple[str | None, dict[K, tuple[float, V]]] = (None, {})
 
     def get(self, key: K, load: Callable[[], V]) -> V:
         """The value under `key`, from this process's memory if it is current, else `load()`."""
         generation = self._generation()
+        if generation is None:
+            return load()
+        state = self._state
+        if state[0] != generation:
+            state = self._state = (generation, {})
+        entries = state[1]
         now = time.monotonic()
-        if generation is not None and generation != self._tag:
-            self._entries = {}
-            self._tag = generation
-        entry = self._entries.get(key) if generation is not None else None
+        entry = entries.get(key)
         if entry is not None and now - entry[0] < self.max_age:
             return entry[1]
         value = load()
-        if generation is not None and not connection.in_atomic_block:
-            if len(self._entries) >= self.max_entries:
-                self._entries = {}
-            self._entries[key] = (now, value)
+        if not connection.in_atomic_block:
+            if len(entries) >= self.max_entries:
+                entries.clear()
+            # Into the entries of the generation this load began in: if another reader has
+            # moved on meanwhile, they are no one's any more, and the value with them.
+            entries[key] = (now, value)
         return value
 
     def invalidate(self) -> None:
         """The rows changed: every process reloads them at its next read."""
-        self._entries = {}
+        self._clear()
         self._replace_generation()
         # Again at the commit: a reader that loaded the old rows in between drops them then.
         transaction.on_commit(self._replace_generation)
@@ -97,8 +107,11 @@ class ProcessCache(Generic[K, V]):
             return None
         return str(generation) if generation is not None else None
 
+    def _clear(self) -> None:
+        self._state = (self._state[0], {})
+
     def _replace_generation(self) -> None:
-        self._entries = {}
+        self._clear()
         try:
             cache.set(self.key, uuid.uuid4().hex, timeout=None)
         except Exception:

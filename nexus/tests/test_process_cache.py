@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.core.cache import cache
 from django.db import transaction
@@ -54,6 +56,30 @@ def test_a_change_is_announced_again_when_its_transaction_commits():
     assert cache.get(rows.key) != token_inside
     load.value = "new"
     assert rows.get("k", load) == "new"
+
+
+def test_a_load_that_began_before_a_change_is_not_kept_after_it():
+    """A slow reader that read the old row must not store it where readers of the new
+    generation look: that kept a revoked key or a disabled model alive for a minute."""
+    rows = ProcessCache[str, str]("test-race")
+    assert rows.get("k", Loads("old")) == "old"
+    rows.invalidate()  # the generation the slow reader will begin in
+    started, release = threading.Event(), threading.Event()
+
+    def slow_old_read() -> str:
+        started.set()
+        release.wait(5)
+        return "old"  # read before the change committed
+
+    slow = threading.Thread(target=rows.get, args=("k", slow_old_read))
+    slow.start()
+    assert started.wait(5)
+    cache.set(rows.key, "changed-elsewhere", timeout=None)  # another process commits a change
+    assert rows.get("k", Loads("new")) == "new"  # a reader of the new generation
+    release.set()
+    slow.join(5)
+
+    assert rows.get("k", Loads("newer")) == "new"
 
 
 def test_nothing_read_inside_a_transaction_is_kept():
