@@ -95,6 +95,15 @@ class Message(models.Model):
                 condition=models.Q(status="streaming"),
             ),
         )
+        constraints = (
+            # One turn per conversation at a time (chats.services.conversation_check_idle
+            # answers 409 first; this holds even for a writer that skipped it).
+            models.UniqueConstraint(
+                fields=("conversation",),
+                condition=models.Q(status="streaming"),
+                name="chats_msg_one_streaming_per_conversation",
+            ),
+        )
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:40]}"

@@ -13,7 +13,7 @@ from django.utils import timezone
 from rest_framework.exceptions import PermissionDenied
 
 from accounts.models import User
-from chats.models import Conversation, Message, MessageRole, Template
+from chats.models import Conversation, Message, MessageRole, MessageStatus, Template
 from chats.notifications import notify_user
 from nexus.lib.errors import ApiError
 
@@ -105,15 +105,29 @@ def conversation_touch(*, conversation_id: int) -> None:
     Conversation.objects.filter(pk=conversation_id).update(updated_at=timezone.now())
 
 
+def conversation_check_idle(*, conversation_id: int, lock: bool = False) -> None:
+    """409 `turn_in_progress` while a reply of the conversation is being written.
+
+    With `lock` (inside a transaction), the conversation's row stays locked until it ends, so
+    that of simultaneous sends, regenerates and edits one writes and the others get the 409,
+    on any process.
+    """
+    if lock:
+        Conversation.objects.select_for_update().filter(pk=conversation_id).values_list("pk").first()
+    if Message.objects.filter(conversation_id=conversation_id, status=MessageStatus.STREAMING).exists():
+        raise ApiError(
+            "A reply in this conversation is still being written: wait for it, or stop it.",
+            code="turn_in_progress",
+            status_code=409,
+        )
+
+
 @transaction.atomic
 def message_edit(*, message: Message, content: str) -> Message:
     """Edits a user message; the messages after it answered the old text, so they go."""
     if message.role != MessageRole.USER:
         raise ApiError("Only your own messages can be edited.", code="not_editable", param="content")
-    if message.conversation.messages.filter(id__gt=message.pk, status="streaming").exists():
-        raise ApiError(
-            "A reply to this conversation is still being written.", code="turn_in_progress", status_code=409
-        )
+    conversation_check_idle(conversation_id=message.conversation_id, lock=True)
     message.conversation.messages.filter(id__gt=message.pk).delete()
     message.content = content
     message.edited_at = timezone.now()

@@ -26,7 +26,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections, connections, transaction
+from django.db import IntegrityError, close_old_connections, connections, transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, User
@@ -35,7 +35,7 @@ from chats import runner, selectors
 from chats.models import Conversation, Message, MessageRole, MessageStatus, Template
 from chats.notifications import notify_user
 from chats.recovery import streams_repair
-from chats.services import conversation_payload, title_from_message
+from chats.services import conversation_check_idle, conversation_payload, title_from_message
 from chats.streams import hub, stream_key_for
 from llm import parameters
 from llm.selectors import route_get
@@ -332,6 +332,9 @@ def turn_prepare(
     elif conversation is not None and conversation.template_id is not None:
         template = Template.objects.filter(pk=conversation.template_id).first()
 
+    if conversation is not None:
+        # Before admission, so that a refused click costs no call of the caller's limit.
+        conversation_check_idle(conversation_id=conversation.pk)
     route = _route(_model_name(spec, conversation, template))
     target = route.primary
     parameters = _parameters(
@@ -383,6 +386,7 @@ def turn_prepare(
             )
             Message.objects.create(conversation=created, role=MessageRole.USER, content=spec.message)
             return created, True
+        conversation_check_idle(conversation_id=conversation.pk, lock=True)
         if anchor is not None:
             conversation.messages.filter(id__gt=anchor.pk).delete()
         else:
@@ -420,6 +424,15 @@ def _prepared_with_reply(
                 event="conversation.created" if created else "conversation.updated",
                 payload=conversation_payload(conversation),
             )
+    except IntegrityError as exc:
+        admission_release(admission=admission)
+        if "chats_msg_one_streaming_per_conversation" in str(exc):
+            raise ApiError(
+                "A reply in this conversation is still being written: wait for it, or stop it.",
+                code="turn_in_progress",
+                status_code=409,
+            ) from None
+        raise
     except BaseException:
         admission_release(admission=admission)
         raise
