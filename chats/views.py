@@ -279,7 +279,8 @@ class MessageDetailView(ChatView):
 
 def last_event_id(request: Request) -> int:
     raw = request.headers.get("Last-Event-ID") or request.query_params.get("last_event_id") or "0"
-    if not raw.isdigit() or len(raw) > 12:
+    # ASCII digits only: str.isdigit() also takes "²", which int() then refuses.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         raise serializers.ValidationError({"last_event_id": ["Use the id of the last event you received."]})
     return int(raw)
 

@@ -8,6 +8,7 @@ could send any amount; this one reads at most MAX_REQUEST_BYTES (a view's own
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import IO, Any
 
@@ -20,6 +21,18 @@ class RequestTooLarge(APIException):
     status_code = 413
     default_code = "request_too_large"
     default_detail = "The request body is too large."
+
+
+# A body that is valid UTF-8 can hold a surrogate only through an escape.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _holds_lone_surrogate(data: Any) -> bool:
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _reject_constant(name: str) -> None:
@@ -42,8 +55,12 @@ class JSONParser(parsers.JSONParser):
         except UnicodeDecodeError:
             raise ParseError("The request body is not valid UTF-8.") from None
         try:
-            return json.loads(text, parse_constant=_reject_constant)
+            data = json.loads(text, parse_constant=_reject_constant)
         except RecursionError:
             raise ParseError("The JSON in the request body is nested too deeply.") from None
         except ValueError as exc:
             raise ParseError(f"The request body is not valid JSON: {exc}") from None
+        if _SURROGATE_ESCAPE.search(text) and _holds_lone_surrogate(data):
+            # JSON's \ud800 escapes make strings no database or encoder can hold.
+            raise ParseError("The request body holds a lone surrogate (\\ud800-\\udfff), which is not text.")
+        return data

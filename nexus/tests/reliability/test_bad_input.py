@@ -319,3 +319,33 @@ def test_a_nul_character_in_a_query_is_a_clear_4xx_or_finds_nothing(path, admin_
     assert response.status_code in (200, 400, 404), response.content
     if response.status_code == 200:
         assert response.json().get("results", []) == []
+
+
+# --- what is not text, and what only looks like a number ------------------------------------
+
+
+@pytest.mark.parametrize("path", WRITING_ENDPOINTS)
+def test_a_lone_surrogate_is_400_and_nothing_is_saved(path, admin_client, model):
+    body = b'{"message": "a\\ud800b", "name": "\\udfff", "model": "demo-bad-input", "kind": "openai"}'
+    before = rows_snapshot()
+    error = assert_refused(post_raw(admin_client, path, body), 400)
+    assert "surrogate" in error["message"]
+    assert rows_snapshot() == before
+
+
+def test_a_surrogate_pair_is_text_and_is_kept(admin_client, model):
+    response = post_raw(admin_client, "/chat/templates", b'{"name": "\\ud83d\\ude00", "system_prompt": "x"}')
+    assert response.status_code == 201, response.content
+    assert response.json()["name"] == "\U0001f600"
+
+
+@pytest.mark.parametrize("value", ["²", "¹²", "٣", "-1", "1e3"])
+def test_a_last_event_id_that_is_not_ascii_digits_is_a_400(value, admin, admin_client):
+    conversation = Conversation.objects.create(owner=admin, title="t")
+    reply = Message.objects.create(conversation=conversation, role="assistant", content="done")
+    path = f"/chat/messages/{reply.pk}/stream"
+    by_header = admin_client.get(path, HTTP_LAST_EVENT_ID=value.encode().decode("latin-1"))
+    by_query = admin_client.get(path, {"last_event_id": value})
+    for response in (by_header, by_query):
+        assert response.status_code == 400, response.content
+        assert response.json()["error"]["param"] == "last_event_id"
