@@ -19,6 +19,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import replace
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -248,9 +249,22 @@ def _cache_key(target: ModelTarget, request: ChatRequest) -> str | None:
     return f"llm:reply:v{_CACHE_VERSION}:{digest}"
 
 
+# The cache's own a* methods run on the caller's thread-sensitive executor, which a turn
+# (a task that outlives the request that started it) no longer has: its writes failed with
+# "CurrentThreadExecutor already quit". Any thread will do for a cache round trip.
+@sync_to_async(thread_sensitive=False)
+def _cache_read(key: str) -> Any:
+    return cache.get(key)
+
+
+@sync_to_async(thread_sensitive=False)
+def _cache_write(key: str, value: dict[str, Any], *, timeout: int) -> None:
+    cache.set(key, value, timeout=timeout)
+
+
 async def _cache_get(key: str) -> dict[str, Any] | None:
     try:
-        value = await cache.aget(key)
+        value = await _cache_read(key)
     except Exception:  # the cache is an optimisation: a broken one must not fail the call
         logger.warning("llm: the response cache could not be read", exc_info=True)
         return None
@@ -266,7 +280,7 @@ async def _cache_set(key: str, *, text: str, usage: Usage, finish: Finish) -> No
         "finish": finish.reason,
     }
     try:
-        await cache.aset(key, value, timeout=settings.LLM_CACHE_SECONDS)
+        await _cache_write(key, value, timeout=settings.LLM_CACHE_SECONDS)
     except Exception:
         logger.warning("llm: the response cache could not be written", exc_info=True)
 
