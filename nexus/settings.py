@@ -160,6 +160,8 @@ DATABASE_URL = env_url(
 DATABASE_POOL_MIN_SIZE = env_int("DATABASE_POOL_MIN_SIZE", "2", minimum=0)
 DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", "20", minimum=1)
 DATABASE_POOL_TIMEOUT = env_float("DATABASE_POOL_TIMEOUT", "10", minimum=0.1)
+# While PostgreSQL is known down, requests fail at once and a probe reconnects this often.
+DATABASE_PROBE_INTERVAL = env_float("DATABASE_PROBE_INTERVAL", "1", minimum=0.1)
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # psycopg 3's pool: connections are reused across requests, and a restarted
