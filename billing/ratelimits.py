@@ -1,23 +1,47 @@
-"""AI calls per minute, counted by django-ratelimit in the shared cache (Redis).
+"""AI calls per minute: at most N in any 60 seconds, across every server process.
 
-django-ratelimit adds the window's counter with SET NX and increments it with INCRBY, both
-atomic in Redis, so every server process shares one count and a burst of simultaneous
-calls is counted exactly. Its check is synchronous: async callers run admission in a
-thread (sync_to_async) rather than on the event loop.
+Each caller's calls of the last minute are a sorted set in Redis (member: the call, score:
+its time in milliseconds). One Lua script drops what is older than the window, counts the
+rest and adds the call only when the count is under the limit, all in one atomic step, so
+simultaneous calls on any number of processes are counted exactly; a refusal says when the
+oldest counted call leaves the window, to the second. A fixed clock window (django-ratelimit's
+counters, used here before) let up to twice the limit through across a window's edge.
+
+Without Redis (the embedded default, one process) the same log is kept in memory.
 """
 
 from __future__ import annotations
 
+import math
+import threading
+import time
+import uuid
+from collections import deque
 from dataclasses import dataclass
-from typing import Any
 
-from django_ratelimit.core import get_usage
-from django_redis.exceptions import ConnectionInterrupted
+from django.conf import settings
+from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
 from billing.errors import RateLimited, RateLimitUnavailable
 
 WINDOW_SECONDS = 60
+
+# KEYS[1] the caller's log; ARGV: now (ms), window (ms), limit, member.
+# Returns 0 when the call is counted, else the milliseconds until the oldest call leaves.
+_COUNT_SCRIPT = """
+local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], window)
+  return 0
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return math.max(1, tonumber(oldest[2]) + window - now)
+"""
+
+clock = time.time  # the tests' stand-in for time
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,38 +52,49 @@ class Counted:
     ident: int
 
 
-def _usage(subject: Counted, limit: int) -> dict[str, Any] | None:
-    def key(group: str, request: object) -> str:
-        return str(subject.ident)
-
-    return get_usage(
-        None,  # the key function names the caller; no request is needed
-        group=f"billing.ai_calls.{subject.scope}",
-        key=key,
-        rate=(limit, WINDOW_SECONDS),
-        increment=True,
-    )
-
-
 def ai_call_count(*, subject: Counted, limit: int) -> None:
-    """Counts one call; raises RateLimited past `limit` calls in the window (0: no limit)."""
+    """Counts one call; raises RateLimited past `limit` calls in any minute (0: no limit)."""
     if limit <= 0:
         return
-    try:
-        usage = _usage(subject, limit)
-        if usage is not None and usage["limit"] == 0:
-            # The window's key expired between django-ratelimit's add and its increment:
-            # count again in the new window rather than refuse the call.
-            usage = _usage(subject, limit)
-    except (ConnectionInterrupted, RedisError) as exc:
-        raise RateLimitUnavailable() from exc
-    if usage is None:  # RATELIMIT_ENABLE = False
-        return
-    if usage["limit"] == 0:
-        raise RateLimitUnavailable()
-    if usage["should_limit"]:
-        # The window still holds at its last second (time_left 0): it resets one second later.
-        seconds = max(1, usage["time_left"] + 1)
+    now_ms = int(clock() * 1000)
+    key = f"nexus:ai-calls:{subject.scope}:{subject.ident}"
+    wait_ms = _count_in_redis(key, now_ms, limit) if settings.REDIS_URL else _memory.count(key, now_ms, limit)
+    if wait_ms:
+        seconds = max(1, math.ceil(wait_ms / 1000))
         raise RateLimited(
             f"More than {limit} AI calls in a minute. Try again in {seconds} seconds.", retry_after=seconds
         )
+
+
+def _count_in_redis(key: str, now_ms: int, limit: int) -> int:
+    try:
+        client = get_redis_connection("default")
+        return int(client.eval(_COUNT_SCRIPT, 1, key, now_ms, WINDOW_SECONDS * 1000, limit, uuid.uuid4().hex))
+    except RedisError as exc:
+        raise RateLimitUnavailable() from exc
+
+
+class _MemoryLog:
+    """The same log in this process, for a Nexus run without Redis."""
+
+    def __init__(self) -> None:
+        self._calls: dict[str, deque[int]] = {}
+        self._lock = threading.Lock()
+
+    def count(self, key: str, now_ms: int, limit: int) -> int:
+        window = WINDOW_SECONDS * 1000
+        with self._lock:
+            calls = self._calls.setdefault(key, deque())
+            while calls and calls[0] <= now_ms - window:
+                calls.popleft()
+            if len(calls) < limit:
+                calls.append(now_ms)
+                return 0
+            return max(1, calls[0] + window - now_ms)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._calls.clear()
+
+
+_memory = _MemoryLog()

@@ -121,7 +121,7 @@ def run_at_once(function: Callable[[], object], times: int) -> list[object]:
 
 
 class FrozenClock:
-    """Stands in for the `time` module inside django-ratelimit: a minute that does not move."""
+    """Stands in for the rate limiter's clock: a minute that moves only when a test says."""
 
     def __init__(self, now: float) -> None:
         self.now = now
@@ -132,9 +132,9 @@ class FrozenClock:
 
 @pytest.fixture
 def ratelimit_clock(monkeypatch) -> FrozenClock:
-    """Freezes the rate limiter's clock, so no window can end in the middle of a test."""
+    """Freezes the rate limiter's clock, so no call leaves the window in the middle of a test."""
     clock = FrozenClock(1_900_000_000.0)
-    monkeypatch.setattr("django_ratelimit.core.time", clock)
+    monkeypatch.setattr("billing.ratelimits.clock", clock.time)
     return clock
 
 

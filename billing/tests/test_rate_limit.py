@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from billing import services
+from billing import ratelimits, services
 from billing.errors import RateLimited
 from billing.models import ApiKeyQuota, UserQuota
 from billing.tests.conftest import run_at_once
@@ -114,3 +114,45 @@ def test_the_refusal_reaches_the_client_as_429_with_retry_after(user, target, ra
     assert response.status_code == 429
     assert response["Retry-After"] == str(refused.value.retry_after)
     assert response.data["error"]["code"] == "rate_limited"
+
+
+def test_the_limit_counts_any_60_seconds_not_a_clock_minute(user, target, ratelimit_clock):
+    ratelimit_clock.now = 1_900_000_059.5  # half a second before a clock minute ends
+    for _ in range(20):
+        admit(user, target)
+    ratelimit_clock.now += 1.0  # the next clock minute: a fixed window let 20 more through
+    with pytest.raises(RateLimited) as refused:
+        admit(user, target)
+    assert refused.value.retry_after == 59
+
+
+def test_calls_leave_the_count_one_minute_after_they_were_made(user, target, ratelimit_clock):
+    start = ratelimit_clock.now
+    for _ in range(10):
+        admit(user, target)
+    ratelimit_clock.now = start + 30
+    for _ in range(10):
+        admit(user, target)
+    ratelimit_clock.now = start + 59
+    with pytest.raises(RateLimited) as refused:
+        admit(user, target)
+    assert refused.value.retry_after == 1
+
+    ratelimit_clock.now = start + 60  # the first ten have left the window, the last ten not
+    for _ in range(10):
+        admit(user, target)
+    with pytest.raises(RateLimited) as refused:
+        admit(user, target)
+    assert refused.value.retry_after == 30
+
+
+def test_without_redis_one_process_counts_the_same_way(user, target, ratelimit_clock, settings):
+    settings.REDIS_URL = ""
+    ratelimits._memory.clear()
+    for _ in range(20):
+        admit(user, target)
+    with pytest.raises(RateLimited) as refused:
+        admit(user, target)
+    assert refused.value.retry_after == 60
+    ratelimit_clock.now += 60
+    admit(user, target)
