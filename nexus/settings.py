@@ -190,10 +190,16 @@ if REDIS_URL:
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
         }
     }
+    # The layer waits for messages with BZPOPMIN blocking 5 s (channels_redis's brpop_timeout);
+    # redis-py 8's default socket timeout is 5 s too, which closed every socket idle that long.
+    # The cache above sends no blocking command, so its 2 s stand.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "nexus:channels"},
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 2}],
+                "prefix": "nexus:channels",
+            },
         }
     }
 else:
@@ -261,6 +267,9 @@ STREAM_BUFFER_SECONDS = env_int("STREAM_BUFFER_SECONDS", "600", minimum=1)
 # A running turn is re-marked alive in Redis three times per this period; a `streaming`
 # reply without the mark, and older than it, belongs to a dead process (repair_streams).
 STREAM_ALIVE_SECONDS = env_float("STREAM_ALIVE_SECONDS", "30", minimum=0.3)
+# With Redis, how long a finished resumable turn's events also stay in the memory of the
+# process that ran it (Redis serves later resumes); a gateway turn's go once read.
+STREAM_MEMORY_SECONDS = env_float("STREAM_MEMORY_SECONDS", "30", minimum=0)
 
 # --- Limits and quotas -----------------------------------------------------------------
 MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", "1048576", minimum=1024)
