@@ -18,11 +18,12 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
 
 from accounts.models import ApiKey, User
@@ -57,6 +58,10 @@ class Admission:
     tokens: int
     model_id: int
     created_at: datetime
+    # Output tokens reserved so far, and the most the call may generate (its max_tokens):
+    # admission_extend reserves more, a step at a time, as the reply streams.
+    output_tokens: int = 0
+    max_output_tokens: int = 0
 
 
 # --- the statements of every call ---------------------------------------------------------
@@ -118,12 +123,24 @@ def _reserve_on(*, row: str, row_params: list[Any], limits: Limits, amount: Deci
     return updated == 1
 
 
-def _insufficient(*, month: date, whose: str) -> InsufficientQuota:
+def _insufficient(*, month: date, whose: str, needed: Decimal, left: Decimal | None) -> InsufficientQuota:
     resets_at = periods.next_month_start(month)
+    what_is_left = f"{left:.4f} is left" if left is not None else "not enough is left"
     return InsufficientQuota(
-        f"This call could cost more than what is left of {whose} monthly budget, "
+        f"This call needs {needed:.4f} to start and {what_is_left} of {whose} monthly budget, "
         f"which resets at {resets_at:%Y-%m-%d %H:%M} UTC."
     )
+
+
+def _left(*, row: str, row_params: list[Any], limits: Limits) -> Decimal | None:
+    """What is left of a counter row's budget (for the refusal's message), if it has one."""
+    if limits.monthly_budget is None:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT used, reserved FROM {_COUNTERS} WHERE {row}", row_params)  # noqa: S608
+        found = cursor.fetchone()
+    used, reserved = (Decimal(str(value)) for value in found) if found else (ZERO, ZERO)
+    return max(ZERO, limits.monthly_budget - used - reserved)
 
 
 def _reserve(*, admission: Admission, limits: Limits, key_limits: Limits | None) -> None:
@@ -145,7 +162,8 @@ def _reserve(*, admission: Admission, limits: Limits, key_limits: Limits | None)
         # The first call of a month finds no counter row: create them, then try once more.
         _counters_ensure(user_id=admission.user_id, api_key_id=admission.api_key_id, month=admission.month)
         if not reserved():
-            raise _insufficient(month=admission.month, whose=whose)
+            left = _left(row=row, row_params=row_params, limits=row_limits)
+            raise _insufficient(month=admission.month, whose=whose, needed=admission.amount, left=left)
 
 
 _RESERVATIONS = Reservation._meta.db_table
@@ -178,12 +196,15 @@ def admission_reserve(
     """Admits one AI call, or raises before any upstream call.
 
     First the rate limit (the user's calls per minute, and the key's if it has its own),
-    then the reservation of the most the call can cost against the month's budget of the
-    user and of the key. Call it outside a transaction: the counter row stays locked until
-    the reservation commits.
+    then a reservation against the month's budget of the user and of the key: the input
+    and an output allowance of RESERVE_OUTPUT_TOKENS (or `max_output_tokens`, if smaller),
+    or, when the budget cannot cover that, of one RESERVE_STEP_TOKENS step. The turn
+    reserves more with admission_extend as the reply grows, so a call is refused only when
+    the budget cannot pay for its start. Call it outside a transaction: the counter row
+    stays locked until the reservation commits.
 
     Raises RateLimited (429 `rate_limited`, with Retry-After) or InsufficientQuota (429
-    `insufficient_quota`).
+    `insufficient_quota`, saying what is left and what the call needed).
     """
     if input_tokens < 0 or max_output_tokens < 0:
         raise ApiError("Token counts cannot be negative.", code="invalid_tokens")
@@ -195,24 +216,77 @@ def admission_reserve(
     ai_call_count(subject=Counted("user", user.pk), limit=limits.calls_per_minute or 0)
 
     now = periods.now()
-    month = periods.month_start(now)
-    amount = call_cost(target=target, input_tokens=input_tokens, output_tokens=max_output_tokens)
-    tokens = input_tokens + max_output_tokens
-    api_key_id = api_key.pk if api_key is not None else None
-    admission = Admission(
-        id=uuid.uuid4(),
-        user_id=user.pk,
-        api_key_id=api_key_id,
-        month=month,
-        amount=amount,
-        tokens=tokens,
-        model_id=target.id,
-        created_at=now,
+    allowances = sorted(
+        {
+            min(max_output_tokens, settings.RESERVE_OUTPUT_TOKENS),
+            min(max_output_tokens, settings.RESERVE_STEP_TOKENS),
+        },
+        reverse=True,
     )
-    with transaction.atomic():
-        _reserve(admission=admission, limits=limits, key_limits=key_limits)
-        _reservation_open(admission)
-    return admission
+    for attempt, output_tokens in enumerate(allowances, start=1):
+        admission = Admission(
+            id=uuid.uuid4(),
+            user_id=user.pk,
+            api_key_id=api_key.pk if api_key is not None else None,
+            month=periods.month_start(now),
+            amount=call_cost(target=target, input_tokens=input_tokens, output_tokens=output_tokens),
+            tokens=input_tokens + output_tokens,
+            model_id=target.id,
+            created_at=now,
+            output_tokens=output_tokens,
+            max_output_tokens=max_output_tokens,
+        )
+        try:
+            with transaction.atomic():
+                _reserve(admission=admission, limits=limits, key_limits=key_limits)
+                _reservation_open(admission)
+        except InsufficientQuota:
+            if attempt == len(allowances):
+                raise
+            continue
+        return admission
+    raise AssertionError("unreachable: the last allowance raises")  # pragma: no cover
+
+
+def admission_extend(*, admission: Admission, target: ModelTarget, output_tokens: int) -> Admission | None:
+    """Reserves `output_tokens` more of the reply (never past its max_output_tokens); the
+    admission with them, or None when the budget cannot pay for them (the turn ends there).
+
+    The reservation row and the counters grow together, in one transaction, with the same
+    conditional UPDATE as the first reservation, so simultaneous calls cannot overspend.
+    """
+    output_tokens = min(output_tokens, admission.max_output_tokens - admission.output_tokens)
+    if output_tokens <= 0:
+        return None
+    step = replace(
+        admission,
+        amount=call_cost(target=target, input_tokens=0, output_tokens=output_tokens),
+        tokens=output_tokens,
+    )
+    limits = user_limits(user_id=admission.user_id)
+    key_limits = api_key_limits(api_key_id=admission.api_key_id) if admission.api_key_id is not None else None
+    try:
+        with transaction.atomic():
+            _reserve(admission=step, limits=limits, key_limits=key_limits)
+            grown = _execute(
+                f"UPDATE {_RESERVATIONS} SET amount = amount + CAST(%s AS NUMERIC), tokens = tokens + %s"  # noqa: S608 (table names from the models)
+                " WHERE id = %s",
+                [
+                    _db(Reservation, "amount", step.amount),
+                    output_tokens,
+                    _db(Reservation, "id", admission.id),
+                ],
+            )
+            if grown != 1:  # settled or released meanwhile: nothing to grow
+                raise InsufficientQuota()
+    except InsufficientQuota:
+        return None
+    return replace(
+        admission,
+        amount=admission.amount + step.amount,
+        tokens=admission.tokens + output_tokens,
+        output_tokens=admission.output_tokens + output_tokens,
+    )
 
 
 def _counters_move(
@@ -232,25 +306,24 @@ def _counters_move(
         )
 
 
-def _reservation_close(*, admission: Admission) -> bool:
-    """True the one time the reservation is closed; False if it was settled or released."""
-    deleted = _execute(
-        f"DELETE FROM {_RESERVATIONS} WHERE id = %s",  # noqa: S608 (table names from the models)
-        [_db(Reservation, "id", admission.id)],
-    )
-    return deleted > 0
+def _reservation_close(*, admission: Admission) -> tuple[Decimal, int] | None:
+    """What the reservation held (it grows as a reply streams), the one time it is closed;
+    None if it was settled or released already."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {_RESERVATIONS} WHERE id = %s RETURNING amount, tokens",  # noqa: S608 (table names from the models)
+            [_db(Reservation, "id", admission.id)],
+        )
+        row = cursor.fetchone()
+    return None if row is None else (Decimal(str(row[0])), int(row[1]))
 
 
 @transaction.atomic
 def admission_release(*, admission: Admission) -> None:
     """Gives back a reservation whose call never reached the provider. Safe to call twice."""
-    if _reservation_close(admission=admission):
+    if (held := _reservation_close(admission=admission)) is not None:
         _counters_move(
-            admission=admission,
-            release_amount=admission.amount,
-            release_tokens=admission.tokens,
-            spent=ZERO,
-            spent_tokens=0,
+            admission=admission, release_amount=held[0], release_tokens=held[1], spent=ZERO, spent_tokens=0
         )
 
 
@@ -336,16 +409,22 @@ def usage_record_create(
     outcome: str,
     latency_ms: int,
     ttft_ms: int | None,
+    charged: bool = True,
 ) -> UsageRecord:
     """Writes the ledger row of an admitted call and settles its reservation to the real cost.
 
     `target` is the model that served (a fallback, maybe); the cost comes from its prices
-    now. Exactly once per admission: a second call returns the first record and charges
-    nothing. Run it in the transaction that saves the assistant message.
+    now. `charged=False` records a call that costs nothing: replayed from the cache, or
+    refused by the provider (or never answered) before its first token, which providers do
+    not bill; its tokens are kept for information. Exactly once per admission: a second
+    call returns the first record and charges nothing. Run it in the transaction that
+    saves the assistant message.
     """
     if outcome not in Outcome.values:
         raise ValueError(f"outcome must be one of {', '.join(Outcome.values)}, not {outcome!r}.")
-    cost = call_cost(target=target, input_tokens=input_tokens, output_tokens=output_tokens)
+    cost = (
+        call_cost(target=target, input_tokens=input_tokens, output_tokens=output_tokens) if charged else ZERO
+    )
     record = UsageRecord(
         admission_id=admission.id,
         user_id=admission.user_id,
@@ -367,8 +446,8 @@ def usage_record_create(
     )
     # The reservation is closed first: its row lock makes a concurrent second settlement
     # wait for this one, and only a call whose reservation is gone can have a record.
-    released = _reservation_close(admission=admission)
-    if not released:
+    held = _reservation_close(admission=admission)
+    if held is None:
         existing = UsageRecord.objects.filter(admission_id=admission.id).first()
         if existing is not None:
             return existing  # settled already: nothing is charged twice
@@ -382,8 +461,8 @@ def usage_record_create(
     record.save(force_insert=True)
     _counters_move(
         admission=admission,
-        release_amount=admission.amount if released else ZERO,
-        release_tokens=admission.tokens if released else 0,
+        release_amount=held[0] if held is not None else ZERO,
+        release_tokens=held[1] if held is not None else 0,
         spent=cost,
         spent_tokens=input_tokens + output_tokens,
     )
@@ -411,11 +490,11 @@ def reservations_release_stale(*, older_than: timedelta) -> int:
             created_at=reservation.created_at,
         )
         with transaction.atomic():
-            if _reservation_close(admission=admission):
+            if (held := _reservation_close(admission=admission)) is not None:
                 _counters_move(
                     admission=admission,
-                    release_amount=admission.amount,
-                    release_tokens=admission.tokens,
+                    release_amount=held[0],
+                    release_tokens=held[1],
                     spent=ZERO,
                     spent_tokens=0,
                 )

@@ -280,6 +280,12 @@ MAX_IMAGE_BYTES = env_int("MAX_IMAGE_BYTES", "20971520", minimum=1024)  # one in
 AI_CALLS_PER_MINUTE = env_int("AI_CALLS_PER_MINUTE", "20", minimum=0)
 MAX_MESSAGE_CHARS = env_int("MAX_MESSAGE_CHARS", "100000", minimum=1)
 DEFAULT_MONTHLY_BUDGET = env_str("DEFAULT_MONTHLY_BUDGET", "10.00")
+# A call reserves its input and this much output (or its max_tokens, if smaller) against the
+# budget, then a step more each time its reply reaches what is reserved; a budget that cannot
+# pay the next step ends the reply there. One step per call in flight is the most a budget
+# can be overspent by (when providers count more tokens than Nexus estimated).
+RESERVE_OUTPUT_TOKENS = env_int("RESERVE_OUTPUT_TOKENS", "4096", minimum=1)
+RESERVE_STEP_TOKENS = env_int("RESERVE_STEP_TOKENS", "1024", minimum=1)
 
 # Endpoints that spend AI calls (models, chat, /v1, read-only usage) also take API keys.
 # Apps read this list through nexus.lib.auth, so none has to import accounts for it.

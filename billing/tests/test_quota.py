@@ -15,6 +15,13 @@ from billing.money import parse_budget
 from billing.tests.conftest import run_at_once
 
 
+@pytest.fixture(autouse=True)
+def _whole_reservations(settings) -> None:
+    """These tests reason about calls that reserve all they may generate: allowances larger
+    than any max_tokens here (the steps a reply grows by are test_reservation_steps')."""
+    settings.RESERVE_OUTPUT_TOKENS = settings.RESERVE_STEP_TOKENS = 1_000_000
+
+
 def admit(user, target, *, api_key=None, input_tokens=1000, max_output_tokens=2500):
     # 1000 * 2.50 / 1e6 + 2500 * 10.00 / 1e6 = 0.0275 at the test model's prices
     return services.admission_reserve(
