@@ -36,12 +36,41 @@ def token_of(headers: dict[str, str]) -> str:
     return headers["Authorization"].removeprefix("Bearer ")
 
 
+async def closed_with(communicator) -> int:
+    output = await communicator.receive_output(timeout=5)
+    assert output["type"] == "websocket.close", output
+    return output["code"]
+
+
 @pytest.mark.parametrize("token", ["", "not-a-token", "nx-unknownkey"])
-async def test_a_connection_without_valid_credentials_is_closed_with_4401(chat, token):
+async def test_a_connection_without_valid_credentials_is_accepted_then_closed_with_4401(chat, token):
     communicator = connect_as(token)
-    connected, code = await communicator.connect()
-    assert (connected, code) == (False, 4401)
+    assert (await communicator.connect())[0]
+    assert await closed_with(communicator) == 4401
     await communicator.wait()
+
+
+@pytest.mark.parametrize("origin", [b"https://evil.example", b"null", b"http://localhost.evil.example"])
+async def test_a_page_of_a_forbidden_origin_is_accepted_then_closed_with_4403(chat, origin):
+    communicator = WebsocketCommunicator(
+        application, f"/ws/chat?token={token_of(chat.headers)}", headers=[(b"origin", origin)]
+    )
+    assert (await communicator.connect())[0]
+    assert await closed_with(communicator) == 4403
+    await communicator.wait()
+
+
+@pytest.mark.parametrize("origin", [b"http://localhost:3000", b"https://chat.example.com"])
+async def test_pages_of_allowed_hosts_and_cors_origins_are_served(chat, settings, origin):
+    settings.ALLOWED_HOSTS = ["localhost"]
+    settings.CORS_ALLOWED_ORIGINS = ["https://chat.example.com"]
+    communicator = WebsocketCommunicator(
+        application, f"/ws/chat?token={token_of(chat.headers)}", headers=[(b"origin", origin)]
+    )
+    assert (await communicator.connect())[0]
+    await communicator.send_json_to({"type": "send", "message": "hi", "model": "gpt-test"})
+    assert (await receive_until(communicator, "done"))[-1]["type"] == "done"
+    await communicator.disconnect()
 
 
 async def test_a_conversation_over_the_websocket(chat):
@@ -125,6 +154,14 @@ async def test_stop_over_the_websocket(chat):
         ({"type": "stop", "message_id": 987654}, "not_found"),
         ({"type": "resume", "message_id": 987654}, "not_found"),
         ({"type": "resume", "message_id": 1, "last_event_id": -1}, "invalid"),
+        ({"type": "resume", "message_id": 1, "last_event_id": "\u00b2"}, "invalid"),
+        ({"type": "resume", "message_id": 1, "last_event_id": "2"}, "invalid"),
+        ({"type": "resume", "message_id": 1, "last_event_id": 1.5}, "invalid"),
+        ({"type": "resume", "message_id": 1, "last_event_id": True}, "invalid"),
+        ({"type": "resume", "message_id": 2**70, "last_event_id": 0}, "invalid"),
+        ({"type": "resume", "message_id": "\u00b9\u00b2"}, "invalid"),
+        ({"type": "stop", "message_id": 2**64}, "invalid"),
+        ({"type": "send", "message": "hi", "conversation_id": 2**70}, "not_found"),
         ("{not json", "parse_error"),
         ("[1, 2]", "invalid"),
     ],
@@ -150,7 +187,7 @@ async def test_a_reply_is_resumed_over_the_websocket(chat):
     await communicator.connect()
     await communicator.send_json_to({"type": "send", "message": "go", "model": "gpt-test"})
     first = await receive_until(communicator, "done")
-    message_id = first[0]["message_id"]
+    message_id = next(frame for frame in first if frame["type"] == "start")["message_id"]
     await communicator.send_json_to({"type": "resume", "message_id": message_id, "last_event_id": 2})
     again = await receive_until(communicator, "done")
     turn = [frame for frame in first if frame["type"] in {"start", "delta", "done"}]
