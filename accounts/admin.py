@@ -2,10 +2,13 @@
 
 Changes go through the same services as the API, so the same rules hold here: nobody raises
 their own role, the last active admin stays, a key's secret is shown once, audit is read-only.
+The console's sign-in (/admin/login/) runs on the API's login throttle and audit trail.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any
 
 from django import forms
@@ -17,11 +20,15 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from rest_framework.exceptions import APIException
 
-from accounts import selectors, services
+from accounts import restrictions, selectors, services
+from accounts.admin_tokens import OutstandingTokenAdmin  # noqa: F401  # replaces simplejwt's token pages
+from accounts.errors import ServiceUnavailable, TooManyAttempts
+from accounts.hashers import HashingBusy
 from accounts.models import ApiKey, AuditEvent, Role, User
 
 
@@ -206,10 +213,44 @@ class ApiKeyStatusFilter(admin.SimpleListFilter):
         return queryset
 
 
+class _LinesField(forms.CharField):
+    """A list edited as text, one entry a line (commas also separate)."""
+
+    widget = forms.Textarea(attrs={"rows": 3})
+
+    def prepare_value(self, value: Any) -> Any:
+        return "\n".join(value) if isinstance(value, list | tuple) else value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        text = super().to_python(value) or ""
+        return [entry.strip() for entry in text.replace(",", "\n").splitlines() if entry.strip()]
+
+
 class ApiKeyForm(forms.ModelForm):
+    allowed_models = _LinesField(
+        required=False, help_text="Model names this key may use, one a line; empty: every model."
+    )
+    allowed_networks = _LinesField(
+        required=False,
+        help_text="Client address ranges in CIDR form (203.0.113.0/24, 2001:db8::/32), one a line; "
+        "empty: any address.",
+    )
+
     class Meta:
         model = ApiKey
-        fields = ("user", "name", "expires_at")
+        fields = ("user", "name", "expires_at", "allowed_models", "allowed_networks")
+
+    def clean_allowed_models(self) -> list[str]:
+        try:
+            return restrictions.models_clean(self.cleaned_data.get("allowed_models") or [])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def clean_allowed_networks(self) -> list[str]:
+        try:
+            return restrictions.networks_clean(self.cleaned_data.get("allowed_networks") or [])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
     def clean_expires_at(self) -> Any:
         expires_at = self.cleaned_data.get("expires_at")
@@ -235,9 +276,10 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
         return ("user", "prefix", "created_at", "last_used_at", "revoked_at")
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        limits = ("allowed_models", "allowed_networks")
         if obj is None:
-            return ("user", "name", "expires_at")
-        return ("user", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at")
+            return ("user", "name", "expires_at", *limits)
+        return ("user", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at", *limits)
 
     @admin.display(description="status")
     def status(self, key: ApiKey) -> str:
@@ -246,14 +288,21 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
         return "active" if key.is_usable() else "expired"
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        actor = request.user if isinstance(request.user, User) else None
         if change:
+            # The form has already set the lists on obj: through the service, for its audit event.
+            restricted = {"allowed_models": obj.allowed_models, "allowed_networks": obj.allowed_networks}
+            obj.allowed_models, obj.allowed_networks = (form.initial.get(name) or [] for name in restricted)
             super().save_model(request, obj, form, change)
+            services.api_key_update(key=obj, **restricted, actor=actor, request=request)
             return
         key, secret = services.api_key_create(
             user=obj.user,
             name=obj.name,
             expires_at=obj.expires_at,
-            actor=request.user if isinstance(request.user, User) else None,
+            allowed_models=obj.allowed_models,
+            allowed_networks=obj.allowed_networks,
+            actor=actor,
             request=request,
         )
         obj.pk, obj.prefix, obj.digest, obj.created_at = key.pk, key.prefix, key.digest, key.created_at
@@ -309,3 +358,35 @@ class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# --- the console's door ---------------------------------------------------------------------
+
+
+def _console_login(site_login: Any) -> Any:
+    """The admin site's login view, throttled and audited on the API's counters
+    (services.console_login); a refusal is a page with the status the API would send."""
+
+    @functools.wraps(site_login)
+    def login(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponseBase:
+        try:
+            return services.console_login(request=request, sign_in=lambda: site_login(request, extra_context))
+        except (TooManyAttempts, HashingBusy, ServiceUnavailable) as refusal:
+            context = {
+                **admin.site.each_context(request),
+                "title": "Sign-in refused",
+                "refusal": str(refusal.detail),
+                "form": None,
+            }
+            response = TemplateResponse(
+                request, "admin/accounts/login_refused.html", context, status=refusal.status_code
+            )
+            wait = getattr(refusal, "wait", None)
+            if wait:
+                response["Retry-After"] = str(max(1, math.ceil(wait)))
+            return response
+
+    return login
+
+
+admin.site.login = _console_login(admin.site.login)  # type: ignore[method-assign]

@@ -13,8 +13,9 @@ from rest_framework.request import Request
 from rest_framework_simplejwt import authentication
 from rest_framework_simplejwt.tokens import Token
 
-from accounts import services, tokens
+from accounts import restrictions, services, tokens
 from accounts.models import ApiKey, User
+from nexus.lib.client_address import client_address
 
 _API_KEY_PREFIX = services.API_KEY_PREFIX.encode()
 
@@ -43,7 +44,10 @@ class ApiKeyAuthentication(BaseAuthentication):
         parts = request.META.get("HTTP_AUTHORIZATION", "").split()
         if len(parts) != 2 or parts[0] != "Bearer" or not parts[1].startswith(services.API_KEY_PREFIX):
             return None
-        return services.api_key_authenticate(key=parts[1])
+        user, key = services.api_key_authenticate(key=parts[1])
+        # As throttles and the audit trail read it: the trusted proxies' word, never a client's.
+        restrictions.key_address_check(key=key, address=client_address(request))
+        return user, key
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'

@@ -90,6 +90,16 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Empty means no restriction. Lists in JSON rather than PostgreSQL arrays: a bare checkout
+    # runs on SQLite. accounts.restrictions validates and applies them.
+    allowed_models = models.JSONField(
+        default=list, blank=True, help_text="Model names this key may use; empty: every model."
+    )
+    allowed_networks = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Client address ranges (CIDR, IPv4 or IPv6) this key may be used from; empty: any.",
+    )
 
     class Meta:
         ordering = ("-created_at",)

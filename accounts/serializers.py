@@ -48,7 +48,17 @@ class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
 
     class Meta:
         model = ApiKey
-        fields = ("id", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked")
+        fields = (
+            "id",
+            "name",
+            "prefix",
+            "created_at",
+            "last_used_at",
+            "expires_at",
+            "revoked",
+            "allowed_models",
+            "allowed_networks",
+        )
         read_only_fields = fields
 
 
@@ -59,7 +69,16 @@ class ApiKeyCreatedSerializer(serializers.ModelSerializer[ApiKey]):
 
     class Meta:
         model = ApiKey
-        fields = ("id", "name", "prefix", "key", "created_at", "expires_at")
+        fields = (
+            "id",
+            "name",
+            "prefix",
+            "key",
+            "created_at",
+            "expires_at",
+            "allowed_models",
+            "allowed_networks",
+        )
         read_only_fields = fields
 
     def get_key(self, api_key: ApiKey) -> str:

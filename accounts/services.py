@@ -7,10 +7,10 @@ logs or records a password, a token or an API key: a key appears by its prefix o
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
@@ -34,8 +35,8 @@ from rest_framework.request import Request
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from rest_framework_simplejwt.tokens import Token
 
-from accounts import throttles, tokens
-from accounts.errors import LastAdmin
+from accounts import restrictions, throttles, tokens
+from accounts.errors import LastAdmin, TooManyAttempts
 from accounts.models import ApiKey, AuditEvent, Role, User, normalize_email
 from accounts.selectors import (
     ROLE_RANK,
@@ -45,6 +46,7 @@ from accounts.selectors import (
     user_role,
 )
 from accounts.tokens import TokenPair
+from nexus.lib.client_address import client_address
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +66,8 @@ def _http_request(request: AnyRequest) -> HttpRequest:
 
 
 def _client_ip(request: AnyRequest) -> str | None:
-    # Behind a proxy, daphne's --proxy-headers has already put the client's address here.
-    address = request.META.get("REMOTE_ADDR") or ""
-    try:
-        return str(ipaddress.ip_address(address))
-    except ValueError:
-        return None
+    # The throttles' derivation (TRUSTED_PROXY_COUNT): a forged X-Forwarded-For is not recorded.
+    return client_address(request)
 
 
 def audit_event_record(
@@ -128,24 +126,56 @@ EMAIL_TAKEN = "An account with this email address already exists."
 def user_register(
     *, email: str, password: str, nickname: str = "", request: AnyRequest | None = None
 ) -> User:
-    """A new account with the `user` role; 400 with `fields` for a taken email or weak password."""
+    """A new account with the `user` role, or, for an email that has one, the same answer.
+
+    Throttled per client address (the runtime setting `registrations_per_hour`). The password
+    is validated first (400 with `fields`), whoever owns the email. When the email already has
+    an account, nothing is created, the owner is mailed that someone tried to sign up with
+    their address, and the caller gets an unsaved user shaped like a new one: the answer does
+    not tell whether the account existed. Both ways hash the password once, so they take as long.
+    """
+    if request is not None:
+        throttles.registration_throttle(request=request)
     user = User(email=normalize_email(email), nickname=nickname)
-    errors: dict[str, list[str]] = {}
-    if _email_taken(user.email):
-        errors["email"] = [EMAIL_TAKEN]
     if password_errors := _password_errors(password, user):
-        errors["password"] = password_errors
-    if errors:
-        raise ValidationError(errors)
+        raise ValidationError({"password": password_errors})
     user.set_password(password)
-    try:
-        with transaction.atomic():
-            user.save()
-            user.groups.add(_role_group(Role.USER))
-    except IntegrityError:  # registered a moment ago by a concurrent request
-        raise ValidationError({"email": [EMAIL_TAKEN]}) from None
-    audit_event_record(action="user.registered", actor=user, target=f"user:{user.pk}", request=request)
+    existing = User.objects.filter(email__iexact=user.email).first()
+    if existing is None:
+        try:
+            with transaction.atomic():
+                user.save()
+                user.groups.add(_role_group(Role.USER))
+        except IntegrityError:  # registered a moment ago by a concurrent request
+            existing = User.objects.filter(email__iexact=user.email).first()
+        else:
+            audit_event_record(
+                action="user.registered", actor=user, target=f"user:{user.pk}", request=request
+            )
+            return user
+    if existing is not None:
+        _signup_attempt_notify(user=existing, request=request)
+    user.password = ""  # the unsaved stand-in keeps no hash of what was sent
     return user
+
+
+def _signup_attempt_notify(*, user: User, request: AnyRequest | None) -> None:
+    """Tells the owner of an address that someone tried to register it, and audits it."""
+    try:
+        send_mail(
+            subject="Someone tried to sign up to Nexus with your address",
+            message=(
+                "Someone tried to create a Nexus account with this email address, which already "
+                "has one. No new account was made and nothing of yours was changed.\n\n"
+                "If it was you, sign in instead, or reset your password if you have forgotten it. "
+                "If it was not you, you can ignore this email."
+            ),
+            from_email=None,
+            recipient_list=[user.email],
+        )
+    except Exception as exc:  # the mail server's failure is the operator's to see, not the caller's
+        logger.error("The sign-up attempt mail for user %s was not sent: %s", user.pk, type(exc).__name__)
+    audit_event_record(action="user.register_existing", actor=user, target=f"user:{user.pk}", request=request)
 
 
 def user_role_assign(*, user: User, role: str) -> None:
@@ -213,28 +243,87 @@ def user_admin_update(
 # --- Login, refresh, logout ----------------------------------------------------------------
 
 
+def _login_failed(*, email: str, request: AnyRequest, via: str, action: str = "login.failed") -> None:
+    audit_event_record(
+        action=action,
+        actor=User.objects.filter(email=email).first(),
+        target=email,
+        request=request,
+        metadata={"via": via},
+    )
+
+
+def _login_attempt_begin(*, email: str, request: AnyRequest, via: str) -> throttles.Attempt:
+    """Counts the attempt; one refused by the throttle is audited too (`login.throttled`)."""
+    try:
+        return throttles.login_attempt_begin(request=request, email=email)
+    except TooManyAttempts:
+        _login_failed(email=email, request=request, via=via, action="login.throttled")
+        raise
+
+
 @sensitive_variables("password")
 def user_login(*, email: str, password: str, request: AnyRequest) -> tuple[User, TokenPair]:
     """A token pair for the right credentials; one generic 401 for anything else.
 
-    Failures are counted per IP and per email, and the throttle answers before any password
-    is checked. Django's backend hashes even for an unknown email, so timing tells nothing.
+    The attempt is counted (accounts.throttles) before any password is checked, atomically,
+    so simultaneous attempts get exactly the limit through; it is given back when the password
+    was right. Django's backend hashes even for an unknown email, so timing tells nothing;
+    every hash waits for a slot (accounts.hashers: 503 busy when none frees in time).
     """
     email = normalize_email(email)
-    throttles.login_throttle_check(request=request, email=email)
-    user = authenticate(_http_request(request), email=email, password=password)
+    attempt = _login_attempt_begin(email=email, request=request, via="api")
+    try:
+        user = authenticate(_http_request(request), email=email, password=password)
+    except BaseException:  # busy, or the database: the password was not checked
+        throttles.login_attempt_unchecked(attempt)
+        raise
     if not isinstance(user, User):
-        throttles.login_failure_count(request=request, email=email)
-        audit_event_record(
-            action="login.failed",
-            actor=User.objects.filter(email=email).first(),
-            target=email,
-            request=request,
-        )
+        _login_failed(email=email, request=request, via="api")
         raise AuthenticationFailed("The email or password is not correct.", code="invalid_credentials")
+    throttles.login_attempt_succeeded(attempt)
     update_last_login(User, user)
-    audit_event_record(action="login.succeeded", actor=user, target=f"user:{user.pk}", request=request)
+    audit_event_record(
+        action="login.succeeded",
+        actor=user,
+        target=f"user:{user.pk}",
+        request=request,
+        metadata={"via": "api"},
+    )
     return user, tokens.token_pair_issue(user=user)
+
+
+def console_login(*, request: HttpRequest, sign_in: Callable[[], HttpResponseBase]) -> HttpResponseBase:
+    """The console's (/admin/login/) sign-in, `sign_in` being the admin site's own login view:
+    on the API's counters and audited alike.
+
+    The view is wrapped rather than its form replaced, so a later step of the console's
+    sign-in (a second factor) is inside the same count. Success is the view signing someone in
+    (a redirect with an authenticated user); anything else with credentials is a failure.
+    Raises TooManyAttempts (429), HashingBusy or ServiceUnavailable (503).
+    """
+    email = normalize_email(str(request.POST.get("username", "")))
+    if request.method != "POST" or not email or not request.POST.get("password"):
+        return sign_in()  # nothing to check: the form, or its own "this field is required"
+    attempt = _login_attempt_begin(email=email, request=request, via="console")
+    try:
+        response = sign_in()
+    except BaseException:
+        throttles.login_attempt_unchecked(attempt)
+        raise
+    user = getattr(request, "user", None)
+    if response.status_code in (301, 302, 303) and isinstance(user, User) and user.is_authenticated:
+        throttles.login_attempt_succeeded(attempt)
+        audit_event_record(
+            action="login.succeeded",
+            actor=user,
+            target=f"user:{user.pk}",
+            request=request,
+            metadata={"via": "console"},
+        )
+    else:
+        _login_failed(email=email, request=request, via="console")
+    return response
 
 
 def user_logout(*, user: User, access: Token, refresh: str, request: AnyRequest | None = None) -> None:
@@ -413,12 +502,18 @@ def api_key_create(
     user: User,
     name: str,
     expires_at: datetime | None = None,
+    allowed_models: list[str] | None = None,
+    allowed_networks: list[str] | None = None,
     actor: User | None = None,
     request: AnyRequest | None = None,
 ) -> tuple[ApiKey, str]:
-    """A new key and its secret, which exists only in this return value: it is never stored."""
+    """A new key and its secret, which exists only in this return value: it is never stored.
+
+    `allowed_models` and `allowed_networks` limit what the key reaches (accounts.restrictions);
+    None or empty: no limit."""
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError({"expires_at": ["The expiry must be in the future."]})
+    limits = _api_key_limits(allowed_models=allowed_models or [], allowed_networks=allowed_networks or [])
     secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey.objects.create(
         user=user,
@@ -426,20 +521,77 @@ def api_key_create(
         prefix=secret[:API_KEY_VISIBLE_CHARS],
         digest=api_key_digest(secret),
         expires_at=expires_at,
+        **limits,
     )
     audit_event_record(
         action="key.created",
         actor=actor or user,
         target=f"key:{key.pk}",
         request=request,
-        metadata={"prefix": key.prefix, "name": name, "owner": user.email},
+        metadata={"prefix": key.prefix, "name": name, "owner": user.email, **limits},
     )
     return key, secret
+
+
+def _api_key_limits(**lists: Any) -> dict[str, list[str]]:
+    """The restriction lists, validated and normalised; ValidationError names each bad field."""
+    cleaners = {"allowed_models": restrictions.models_clean, "allowed_networks": restrictions.networks_clean}
+    cleaned: dict[str, list[str]] = {}
+    errors: dict[str, list[str]] = {}
+    for name, values in lists.items():
+        try:
+            cleaned[name] = cleaners[name](values)
+        except ValueError as exc:
+            errors[name] = [str(exc)]
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
 
 
 def api_key_rename(*, key: ApiKey, name: str) -> ApiKey:
     key.name = name
     key.save(update_fields=["name"])
+    return key
+
+
+def api_key_update(
+    *,
+    key: ApiKey,
+    name: str | None = None,
+    allowed_models: list[str] | None = None,
+    allowed_networks: list[str] | None = None,
+    actor: User | None = None,
+    request: AnyRequest | None = None,
+) -> ApiKey:
+    """Renames the key or changes its restrictions (None: unchanged). A new restriction holds
+    from the next request in every process: save() drops the key from the process caches."""
+    limits = {
+        field: values
+        for field, values in (("allowed_models", allowed_models), ("allowed_networks", allowed_networks))
+        if values is not None
+    }
+    cleaned = _api_key_limits(**limits)
+    changed = [field for field, values in cleaned.items() if getattr(key, field) != values]
+    for field in changed:
+        setattr(key, field, cleaned[field])
+    if name is not None and name != key.name:
+        key.name = name
+        changed.append("name")
+    if not changed:
+        return key
+    key.save(update_fields=changed)
+    if set(changed) - {"name"}:
+        audit_event_record(
+            action="key.restricted",
+            actor=actor or key.user,
+            target=f"key:{key.pk}",
+            request=request,
+            metadata={
+                "prefix": key.prefix,
+                "allowed_models": key.allowed_models,
+                "allowed_networks": key.allowed_networks,
+            },
+        )
     return key
 
 

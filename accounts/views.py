@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.tokens import Token
 
 from accounts import selectors, services, tokens
-from accounts.models import ApiKey, AuditEvent, User
+from accounts.models import ApiKey, AuditEvent, Role, User
 from accounts.permissions import IsAdmin, RegistrationOpen
 from accounts.serializers import (
     AdminUserSerializer,
@@ -68,7 +68,22 @@ class PublicView(APIView):
 # --- /auth ----------------------------------------------------------------------------------
 
 
+class RegisteredSerializer(UserSerializer):
+    """What registration answers: no id, so that an email that already had an account (which
+    gets an unsaved stand-in, see services.user_register) answers exactly as a new one."""
+
+    class Meta(UserSerializer.Meta):
+        fields = ("email", "nickname", "role", "created_at")
+        read_only_fields = fields
+
+    def get_role(self, user: User) -> str:
+        return Role.USER.value  # what registration gives, and the stand-in has no groups to read
+
+
 class RegisterView(PublicView):
+    """201 for a new account and for an email that already has one alike (that owner is mailed);
+    400 for a weak password either way; 429 past the address's `registrations_per_hour`."""
+
     permission_classes = (RegistrationOpen,)
 
     @extend_schema_serializer(component_name="RegisterRequest")
@@ -77,12 +92,12 @@ class RegisterView(PublicView):
         password = _password_field()
         nickname = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
 
-    @extend_schema(request=InputSerializer, responses={201: UserSerializer}, auth=[])
+    @extend_schema(request=InputSerializer, responses={201: RegisteredSerializer}, auth=[])
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = services.user_register(**data.validated_data, request=request)
-        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+        return Response(RegisteredSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
 class LoginView(PublicView):
@@ -265,11 +280,26 @@ class UserDetailView(APIView):
 # --- /keys ----------------------------------------------------------------------------------
 
 
+class _KeyLimitsSerializer(serializers.Serializer[Any]):
+    """The restriction lists of /keys and /keys/{id}; an empty list lifts a restriction."""
+
+    allowed_models = serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        required=False,
+        help_text="Model names the key may use; empty or absent: every model.",
+    )
+    allowed_networks = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        required=False,
+        help_text="Client address ranges in CIDR form (IPv4 or IPv6); empty or absent: any address.",
+    )
+
+
 class KeyListView(generics.ListAPIView[ApiKey]):
     serializer_class = ApiKeySerializer
 
     @extend_schema_serializer(component_name="ApiKeyCreate")
-    class CreateSerializer(serializers.Serializer[Any]):
+    class CreateSerializer(_KeyLimitsSerializer):
         name = serializers.CharField(max_length=100)
         expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
@@ -287,8 +317,8 @@ class KeyListView(generics.ListAPIView[ApiKey]):
 
 class KeyDetailView(APIView):
     @extend_schema_serializer(component_name="ApiKeyUpdate")
-    class UpdateSerializer(serializers.Serializer[Any]):
-        name = serializers.CharField(max_length=100)
+    class UpdateSerializer(_KeyLimitsSerializer):
+        name = serializers.CharField(max_length=100, required=False)
 
     @extend_schema(responses={200: ApiKeySerializer})
     def get(self, request: Request, key_id: int) -> Response:
@@ -296,10 +326,12 @@ class KeyDetailView(APIView):
 
     @extend_schema(request=UpdateSerializer, responses={200: ApiKeySerializer})
     def patch(self, request: Request, key_id: int) -> Response:
+        """Renames the key or changes its restrictions; the fields sent change, the rest stay."""
         key = selectors.api_key_get(user=_user(request), key_id=key_id)
         data = self.UpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        return Response(ApiKeySerializer(services.api_key_rename(key=key, **data.validated_data)).data)
+        key = services.api_key_update(key=key, **data.validated_data, actor=_user(request), request=request)
+        return Response(ApiKeySerializer(key).data)
 
     @extend_schema(responses={204: None}, description="Revokes the key at once; it stays listed.")
     def delete(self, request: Request, key_id: int) -> Response:

@@ -37,6 +37,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ApiKey, User
+from accounts.restrictions import key_model_allowed
 from chats import runner
 from chats.completions import CompletionCall, parse_completion_request
 from chats.streams import StreamEvent, hub
@@ -376,7 +377,10 @@ class ModelsView(GatewayView):
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="OpenAI's model list.")},
     )
     def get(self, request: Request) -> Response:
-        return Response({"object": "list", "data": [_model_entry(model) for model in models_list_enabled()]})
+        key = request.auth if isinstance(request.auth, ApiKey) else None
+        # A key limited to some models lists those only: a client picks from what it may use.
+        data = [_model_entry(model) for model in models_list_enabled() if key_model_allowed(key, model.name)]
+        return Response({"object": "list", "data": data})
 
 
 class ModelView(GatewayView):
@@ -385,7 +389,8 @@ class ModelView(GatewayView):
     )
     def get(self, request: Request, model_id: str) -> Response:
         model = models_enabled().filter(name=model_id).first()
-        if model is None:
+        key = request.auth if isinstance(request.auth, ApiKey) else None
+        if model is None or not key_model_allowed(key, model.name):
             raise ApiError(
                 f"The model {model_id!r} does not exist or is not enabled.",
                 code="model_not_found",

@@ -110,7 +110,9 @@ class ProviderAdmin(admin.ModelAdmin[Provider]):
                 seconds = async_to_sync(services.provider_test_connection)(target=target)
             except LLMError as error:
                 self.message_user(
-                    request, f"{provider} ({model}): {error.code}: {error.message}", messages.ERROR
+                    request,
+                    f"{provider} ({model}): {error.code}: {error.detail or error.message}",
+                    messages.ERROR,
                 )
             else:
                 self.message_user(

@@ -92,7 +92,7 @@ async def stream_chat(route: Route, request: ChatRequest) -> AsyncGenerator[Stre
                         target.provider.name,
                         attempts,
                         error.code,
-                        error.message,
+                        error.detail or error.message,
                         f"; retrying in {delay:.2f}s" if delay is not None else "",
                     )
                     if delay is None:

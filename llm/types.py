@@ -287,15 +287,41 @@ LLMErrorCode = Literal[
 ]
 
 
+# What a client is told for each code when nothing more specific (and Nexus's own) is known.
+LLM_ERROR_MESSAGES: dict[str, str] = {
+    "upstream_auth": "The model's provider refused Nexus's credentials; an operator has to fix them.",
+    "upstream_rate_limited": "The model's provider is rate limiting requests; try again shortly.",
+    "upstream_unavailable": "The model's provider is unavailable right now; try again shortly.",
+    "upstream_timeout": "The model's provider took too long to answer; try again.",
+    "upstream_bad_request": "The model's provider refused this request.",
+    "context_length": "The conversation is too long for this model's context window.",
+    "upstream_error": "The reply failed unexpectedly.",
+}
+
+
 class LLMError(Exception):
-    """A provider failure, with a code and a message safe to show (it never holds a key)."""
+    """A provider failure: a code, Nexus's own `message` for the client, and the provider's
+    `detail` for the log only.
+
+    The provider's text never goes into `message`: it can quote keys, connection strings or
+    internal hosts, in shapes no redaction foresees. `detail` is redacted as well as Nexus
+    can (llm.providers.base.redact) but is still for operators, not clients.
+    """
 
     def __init__(
-        self, code: LLMErrorCode, message: str, *, retryable: bool = False, retry_after: float | None = None
+        self,
+        code: LLMErrorCode,
+        message: str | None = None,
+        *,
+        detail: str = "",
+        retryable: bool = False,
+        retry_after: float | None = None,
     ) -> None:
+        message = message or LLM_ERROR_MESSAGES.get(code, LLM_ERROR_MESSAGES["upstream_error"])
         super().__init__(message)
         self.code: LLMErrorCode = code
         self.message = message
+        self.detail = detail
         self.retryable = retryable
         # Seconds the provider asked to wait before trying again (429's Retry-After), if it said.
         self.retry_after = retry_after

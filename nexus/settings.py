@@ -208,10 +208,11 @@ else:
 
 # --- Accounts and authentication -------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
+# Django's hashers, each taking one of PASSWORD_HASH_CONCURRENCY slots per process first.
 PASSWORD_HASHERS = [
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
-    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
-    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "accounts.hashers.BoundedArgon2PasswordHasher",
+    "accounts.hashers.BoundedBCryptSHA256PasswordHasher",
+    "accounts.hashers.BoundedPBKDF2PasswordHasher",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -239,6 +240,18 @@ SIMPLE_JWT = {
 }
 FRONTEND_URL = env_str("FRONTEND_URL", "http://127.0.0.1:8000")
 
+# --- Sign-in protection (accounts.throttles, accounts.hashers, nexus.lib.client_address) -
+# How many proxies in front of Nexus append to X-Forwarded-For; the client address is the
+# Nth entry from the right. 0: the socket's address, every forwarded header ignored.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", "0", minimum=0)
+LOGIN_FAILURES_PER_ACCOUNT = env_int("LOGIN_FAILURES_PER_ACCOUNT", "5", minimum=1)  # per address + account
+LOGIN_FAILURES_PER_ADDRESS = env_int("LOGIN_FAILURES_PER_ADDRESS", "20", minimum=1)  # any account
+LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", "900", minimum=1)  # seconds, sliding
+PASSWORD_HASH_CONCURRENCY = env_int("PASSWORD_HASH_CONCURRENCY", "2", minimum=0)  # per process; 0: unbounded
+PASSWORD_HASH_WAIT = env_float("PASSWORD_HASH_WAIT", "1", minimum=0)  # seconds for a slot, then 503 busy
+# A runtime setting's default (nexus.lib.runtime): registration attempts per client address.
+REGISTRATIONS_PER_HOUR = env_int("REGISTRATIONS_PER_HOUR", "10", minimum=0)  # 0: no limit
+
 # --- Email (password reset) ------------------------------------------------------------
 EMAIL_URL_HOST = env_str("EMAIL_HOST", "")
 if EMAIL_URL_HOST:
@@ -248,8 +261,12 @@ if EMAIL_URL_HOST:
     EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
     EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
     EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", "true")
-else:
+elif DEBUG:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+else:
+    # Never the console in production: a reset link in the log signs anyone in. Sending fails
+    # instead, and `check --deploy` names EMAIL_HOST (nexus.checks).
+    EMAIL_BACKEND = "nexus.lib.unconfigured_mail.UnconfiguredEmailBackend"
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Nexus <noreply@localhost>")
 
 # --- LLM providers ---------------------------------------------------------------------

@@ -19,7 +19,16 @@ def test_a_new_key_is_shown_once_and_stored_as_a_hash(client_for, alice):
     response = client.post("/keys", {"name": "laptop"})
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "name", "prefix", "key", "created_at", "expires_at"}
+    assert set(body) == {
+        "id",
+        "name",
+        "prefix",
+        "key",
+        "created_at",
+        "expires_at",
+        "allowed_models",
+        "allowed_networks",
+    }
     secret = body["key"]
     assert secret.startswith("nx-")
     assert len(secret) >= 3 + 43  # 32 random bytes, url-safe base64
@@ -38,6 +47,8 @@ def test_a_new_key_is_shown_once_and_stored_as_a_hash(client_for, alice):
         "last_used_at": None,
         "expires_at": None,
         "revoked": False,
+        "allowed_models": [],
+        "allowed_networks": [],
     }
 
 

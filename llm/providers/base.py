@@ -147,19 +147,45 @@ _CONTEXT_LENGTH = re.compile(
 )
 _MESSAGE_LIMIT = 300
 
+# Credentials in the shapes provider and SDK texts quote them, each with what replaces it.
+_CREDENTIALS = (
+    # user:password@ (or a token alone) in any URL: postgres://u:p@h, https://user:pass@host.
+    (re.compile(r"\b([a-z][a-z0-9+.-]*://)[^\s/?#@:]*(?::[^\s@]*)?@", re.IGNORECASE), r"\1[redacted]@"),
+    (re.compile(r"\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE), r"\1\2[redacted]"),
+    # OpenAI's and Anthropic's sk-/sk-ant-/sk-proj-, Nexus's own nx-, Google's AIza..., JWTs,
+    # AWS access key ids, GitHub and Slack tokens.
+    (re.compile(r"\b(?:sk|rk|pk|nx)-[A-Za-z0-9_-]{8,}"), "[redacted]"),
+    (re.compile(r"\bAIza[0-9A-Za-z_-]{20,}"), "[redacted]"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), "[redacted]"),
+    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), "[redacted]"),
+    (re.compile(r"\b(?:gh[pousr]_|github_pat_|xox[abprs]-)[A-Za-z0-9_-]{10,}"), "[redacted]"),
+    # key=..., "api_key": "...", password: ..., in query strings, JSON and headers.
+    (
+        re.compile(
+            r"""((?:api[_-]?key|access[_-]?token|refresh[_-]?token|auth[_-]?token|secret|password|passwd"""
+            r"""|x-api-key|x-goog-api-key|api-key|key|token)["']?\s*[=:]\s*["']?)[^\s"'&,;}]+""",
+            re.IGNORECASE,
+        ),
+        r"\1[redacted]",
+    ),
+)
 
-def redact(text: str, secret: str) -> str:
-    """`text` with the key, and any long fragment of it, blotted out."""
-    if not secret:
-        return text
-    text = text.replace(secret, "[redacted]")
-    if len(secret) >= 16:
-        for fragment in (secret[:12], secret[-8:]):
-            text = text.replace(fragment, "[redacted]")
+
+def redact(text: str, secret: str = "") -> str:
+    """`text` with the key (and any long fragment of it) and any credential-like string blotted
+    out: URLs with a user or password, Bearer tokens, provider keys, JWTs, `key=...` pairs."""
+    if secret:
+        text = text.replace(secret, "[redacted]")
+        if len(secret) >= 16:
+            for fragment in (secret[:12], secret[-8:]):
+                text = text.replace(fragment, "[redacted]")
+    for pattern, replacement in _CREDENTIALS:
+        text = pattern.sub(replacement, text)
     return text
 
 
 def safe_message(text: str, secret: str) -> str:
+    """A provider's text as it may be logged: redacted, on one line, at most 300 characters."""
     text = " ".join(redact(str(text), secret).split())
     return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
 
@@ -167,48 +193,78 @@ def safe_message(text: str, secret: str) -> str:
 def status_error(
     target: ModelTarget, status: int, upstream_message: str, *, retry_after: float | None = None
 ) -> LLMError:
-    """The LLMError for an HTTP error status from the provider."""
+    """The LLMError for an HTTP error status from the provider: Nexus's words for the client,
+    the provider's (redacted) for the log."""
     provider = target.provider
-    detail = safe_message(upstream_message, provider.api_key)
-    where = f"{provider.name} ({target.upstream_name})"
+    detail = f"{provider.name} ({target.upstream_name}) HTTP {status}: " + safe_message(
+        upstream_message, provider.api_key
+    )
+    model = target.name
     if status in (401, 403):
-        # Providers echo part of a rejected key; the message says nothing of it.
-        error = LLMError("upstream_auth", f"{where} rejected the API key or its permissions (HTTP {status}).")
-    elif status == 429:
-        error = LLMError(
+        return LLMError(
+            "upstream_auth",
+            f"The provider of {model} refused Nexus's credentials (HTTP {status}); an operator must fix it.",
+            detail=detail,
+        )
+    if status == 429:
+        return LLMError(
             "upstream_rate_limited",
-            f"{where} is rate limiting requests (HTTP 429): {detail}",
+            f"The provider of {model} is rate limiting requests (HTTP 429); try again shortly.",
+            detail=detail,
             retryable=True,
             retry_after=retry_after,
         )
-    elif status in (408, 504):
-        error = LLMError("upstream_timeout", f"{where} timed out (HTTP {status}): {detail}", retryable=True)
-    elif status >= 500:
-        error = LLMError("upstream_unavailable", f"{where} failed (HTTP {status}): {detail}", retryable=True)
-    elif _CONTEXT_LENGTH.search(upstream_message):
-        error = LLMError("context_length", f"The conversation is too long for {target.name}: {detail}")
-    elif status == 404:
-        error = LLMError("upstream_bad_request", f"{where} does not know this model (HTTP 404): {detail}")
-    else:
-        error = LLMError("upstream_bad_request", f"{where} refused the request (HTTP {status}): {detail}")
-    return error
+    if status in (408, 504):
+        return LLMError(
+            "upstream_timeout",
+            f"The provider of {model} timed out (HTTP {status}); try again.",
+            detail=detail,
+            retryable=True,
+        )
+    if status >= 500:
+        return LLMError(
+            "upstream_unavailable",
+            f"The provider of {model} failed (HTTP {status}); try again shortly.",
+            detail=detail,
+            retryable=True,
+        )
+    if _CONTEXT_LENGTH.search(upstream_message):
+        return LLMError(
+            "context_length",
+            f"The conversation is too long for {model}'s context window: shorten it or start a new one.",
+            detail=detail,
+        )
+    if status == 404:
+        return LLMError(
+            "upstream_bad_request",
+            f"The provider of {model} does not serve it (HTTP 404); an operator has to check the model.",
+            detail=detail,
+        )
+    return LLMError(
+        "upstream_bad_request", f"The provider of {model} refused the request (HTTP {status}).", detail=detail
+    )
 
 
 def connection_error(target: ModelTarget, exc: BaseException) -> LLMError:
     provider = target.provider
-    detail = safe_message(str(exc) or type(exc).__name__, provider.api_key)
+    detail = f"{provider.name} ({target.upstream_name}): " + safe_message(
+        str(exc) or type(exc).__name__, provider.api_key
+    )
     return LLMError(
         "upstream_unavailable",
-        f"Could not reach {provider.name} ({target.upstream_name}): {detail}",
+        f"Nexus could not reach the provider of {target.name}; try again shortly.",
+        detail=detail,
         retryable=True,
     )
 
 
 def timeout_error(target: ModelTarget, what: str, *, retryable: bool = True) -> LLMError:
-    """A timeout; the SDK's own (connecting, reading) are retried, the router's are not."""
+    """A timeout; the SDK's own (connecting, reading) are retried, the router's are not.
+    `what` is Nexus's own words (which wait ran out), so it is shown."""
     return LLMError(
         "upstream_timeout",
-        f"{target.provider.name} ({target.upstream_name}) timed out: {what}.",
+        f"The provider of {target.name} timed out: {what}.",
+        detail=f"{target.provider.name} ({target.upstream_name}) timed out: {what}",
         retryable=retryable,
     )
 
@@ -260,6 +316,7 @@ def mid_stream_error(target: ModelTarget, message: str) -> LLMError:
     detail = safe_message(message or "an error event", target.provider.api_key)
     return LLMError(
         "upstream_unavailable",
-        f"{target.provider.name} ({target.upstream_name}) failed mid-stream: {detail}",
+        f"The provider of {target.name} failed in the middle of the reply.",
+        detail=f"{target.provider.name} ({target.upstream_name}) failed mid-stream: {detail}",
         retryable=True,
     )

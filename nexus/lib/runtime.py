@@ -2,6 +2,7 @@
 
     runtime.registration_open()      runtime.default_model()       runtime.max_message_chars()
     runtime.ai_calls_per_minute()    runtime.default_monthly_budget()
+    runtime.registrations_per_hour()
     runtime.current()                all of them at once (nexus.lib.maintenance reads it too)
 
 The stored row (nexus.models.RuntimeSettings) is cached under one key of the shared cache
@@ -12,6 +13,8 @@ restart and no per-process copy to go stale. Readers only ever `add` the key (ne
 overwrite it), so a reader that loaded the row before a change cannot put it back after.
 
 An empty override means the environment's value (django.conf.settings), read live.
+`registrations_per_hour` has no stored override yet (it needs a RuntimeSettings field): it
+is the environment's REGISTRATIONS_PER_HOUR, read live like the others' defaults.
 This module imports nothing that needs the app registry: billing.money imports it while
 the apps load.
 """
@@ -61,6 +64,7 @@ class RuntimeConfig:
     max_message_chars: int
     maintenance_mode: bool
     maintenance_message: str
+    registrations_per_hour: int  # per client address; 0: no limit
 
 
 def environment_defaults() -> RuntimeConfig:
@@ -73,6 +77,7 @@ def environment_defaults() -> RuntimeConfig:
         max_message_chars=int(settings.MAX_MESSAGE_CHARS),
         maintenance_mode=False,
         maintenance_message="",
+        registrations_per_hour=int(settings.REGISTRATIONS_PER_HOUR),
     )
 
 
@@ -93,6 +98,7 @@ def resolve(stored: Overrides) -> RuntimeConfig:
         max_message_chars=stored.max_message_chars or defaults.max_message_chars,
         maintenance_mode=stored.maintenance_mode,
         maintenance_message=stored.maintenance_message,
+        registrations_per_hour=defaults.registrations_per_hour,
     )
 
 
@@ -160,3 +166,7 @@ def ai_calls_per_minute() -> int:
 
 def max_message_chars() -> int:
     return current().max_message_chars
+
+
+def registrations_per_hour() -> int:
+    return current().registrations_per_hour

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
+from rest_framework.exceptions import ValidationError
 
 from accounts.models import User, normalize_email
 from accounts.services import api_key_create
@@ -27,8 +28,32 @@ class Command(BaseCommand):
             default=None,
             help="Days until the key stops working (default: never).",
         )
+        parser.add_argument(
+            "--model",
+            action="append",
+            default=[],
+            dest="models",
+            help="A model the key may use; repeat for several (default: every model).",
+        )
+        parser.add_argument(
+            "--network",
+            action="append",
+            default=[],
+            dest="networks",
+            help="A client address range (CIDR, IPv4 or IPv6) the key may be used from; repeat for "
+            "several (default: any address).",
+        )
 
-    def handle(self, *args: Any, email: str, name: str, expires_in_days: int | None, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        email: str,
+        name: str,
+        expires_in_days: int | None,
+        models: list[str],
+        networks: list[str],
+        **options: Any,
+    ) -> None:
         name = name.strip()
         if not name or len(name) > 100:
             raise CommandError("--name must be 1 to 100 characters.")
@@ -40,7 +65,18 @@ class Command(BaseCommand):
         if not user.is_active:
             raise CommandError(f"{user.email} is deactivated: activate the account first.")
         expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
-        key, secret = api_key_create(user=user, name=name, expires_at=expires_at)
+        try:
+            key, secret = api_key_create(
+                user=user, name=name, expires_at=expires_at, allowed_models=models, allowed_networks=networks
+            )
+        except ValidationError as exc:
+            option = {"allowed_models": "--model", "allowed_networks": "--network"}
+            faults = exc.detail.items() if isinstance(exc.detail, dict) else [("", exc.detail)]
+            raise CommandError(
+                "; ".join(
+                    f"{option.get(field, field)}: {' '.join(map(str, errors))}" for field, errors in faults
+                )
+            ) from None
         self.stderr.write(
             f"API key {key.name!r} ({key.prefix}…) created for {user.email}"
             + (f", expiring {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else "")

@@ -22,6 +22,7 @@ PRODUCTION = {
     "SECURE_HSTS_PRELOAD": "true",
     "METRICS_TOKEN": secrets.token_urlsafe(24),
     "LOG_FORMAT": "json",
+    "EMAIL_HOST": "smtp.example.com",
 }
 
 
