@@ -23,10 +23,12 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
+from django.conf import settings
 from redis.exceptions import RedisError
 from rest_framework.exceptions import APIException, AuthenticationFailed, ParseError, ValidationError
 from rest_framework_simplejwt.tokens import AccessToken
 
+from accounts import restrictions
 from accounts.models import ApiKey, User
 from accounts.services import bearer_authenticate
 from chats.notifications import user_group
@@ -35,6 +37,7 @@ from chats.selectors import message_get
 from chats.streams import StreamEvent, hub
 from chats.turn import PreparedTurn, TurnSpec, in_thread, start_turn, stop_turn, turn_prepare
 from chats.views import SendInput
+from nexus.lib.client_address import forwarded_address
 from nexus.lib.errors import exception_handler
 
 logger = logging.getLogger(__name__)
@@ -63,13 +66,19 @@ class CredentialsEnded(Exception):
     """The token or key the socket opened with no longer authenticates anyone."""
 
 
-def credentials_check(token: str) -> Credentials:
+def credentials_check(token: str, address: str | None = None) -> Credentials:
     """Who `token` (a JWT access token or an `nx-` key) authenticates now, by the rules and from
-    the process caches of every HTTP request: AuthenticationFailed if nobody, an APIException
-    (503) when the logout denylist cannot be read."""
+    the process caches of every HTTP request, a key's address ranges included:
+    AuthenticationFailed if nobody, an APIException (503) when the logout denylist cannot be
+    read."""
     if not token.strip():
         raise AuthenticationFailed("No token.")
     user, api_key = bearer_authenticate(token=token)
+    if api_key is not None:
+        try:
+            restrictions.key_address_check(key=api_key, address=address)
+        except restrictions.KeyAddressNotAllowed as exc:
+            raise AuthenticationFailed(str(exc.detail)) from None
     return Credentials(user, api_key)
 
 
@@ -117,7 +126,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.expiry: asyncio.Task[None] | None = None
         self.token = self._token()
         try:
-            self.credentials = await in_thread(credentials_check)(self.token)
+            self.credentials = await in_thread(credentials_check)(self.token, self._address())
         except AuthenticationFailed as exc:
             await self.close(code=CLOSE_UNAUTHENTICATED, reason=_reason(exc))
             return
@@ -130,6 +139,16 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return
         self.serving = True
         self._arm_expiry(credentials_expiry(self.token, self.credentials))
+
+    def _address(self) -> str | None:
+        """The client's address by the rule of every HTTP request (nexus.lib.client_address)."""
+        client = self.scope.get("client") or ("", 0)
+        headers = dict(self.scope.get("headers", []))
+        return forwarded_address(
+            remote_addr=str(client[0]),
+            forwarded_for=headers.get(b"x-forwarded-for", b"").decode("latin-1"),
+            trusted_proxies=settings.TRUSTED_PROXY_COUNT,
+        )
 
     def _token(self) -> str:
         query = parse_qs(self.scope.get("query_string", b"").decode(errors="replace"))
@@ -188,7 +207,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     def _as_caller(self, step: Step | None) -> tuple[Credentials, Any]:
         """In a worker thread: the credentials checked again, then `step` as their user."""
         try:
-            credentials = credentials_check(self.token)
+            credentials = credentials_check(self.token, self._address())
         except AuthenticationFailed as exc:
             raise CredentialsEnded(_reason(exc)) from exc
         return credentials, step(credentials.user, credentials.api_key) if step is not None else None

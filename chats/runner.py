@@ -4,8 +4,9 @@ A turn is an asyncio task of the process that accepted it, owned by no connectio
 stop it from another process, `stop` publishes its key on a Redis channel every process
 listens to; the one running it cancels the task (closing the upstream connection).
 
-Each process also keeps a short-lived "alive" key in Redis for each of its turns, so that
-`repair_streams` can tell a turn that is running elsewhere from one whose process died.
+Each process also keeps a short-lived "alive" key in Redis for each of its turns, and for
+each finished turn whose outcome it has yet to save (chats.journal), so that any process
+can tell a turn that is running elsewhere from one whose process died (chats.recovery).
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from django.conf import settings
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
+from chats import journal
 from chats.streams import alive_key, hub
 from nexus.lib.errors import ApiError
 
@@ -34,16 +36,56 @@ _running: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Task[None]]] = {}
 _background: dict[asyncio.AbstractEventLoop, list[asyncio.Task[None]]] = {}
 
 
-def launch(stream_key: str, run: Coroutine[Any, Any, None], *, resumable: bool = True) -> None:
-    """Runs `run` as a task of the running loop until it ends, whoever reads its stream."""
+def launch(
+    stream_key: str,
+    run: Coroutine[Any, Any, None],
+    *,
+    resumable: bool = True,
+    journal_entry: Mapping[str, Any] | None = None,
+) -> None:
+    """Runs `run` as a task of the running loop until it ends, whoever reads its stream.
+
+    `journal_entry` (chats.journal, `running`) is written with the turn's first alive mark
+    before `run` starts, so that a crash at any later point leaves what its repair needs.
+    """
     hub.open(stream_key, mirrored=resumable)
     loop = asyncio.get_running_loop()
+    if journal_entry is not None and settings.REDIS_URL:
+        run = _journaled(stream_key, journal.encode(dict(journal_entry)), run)
     task = loop.create_task(run, name=stream_key)
     _running[stream_key] = (loop, task)
     task.add_done_callback(lambda _: _running.pop(stream_key, None))
     if settings.REDIS_URL:
         _ensure_background(loop)
         _wake_heartbeat(loop)
+
+
+async def _journaled(stream_key: str, entry: str, run: Coroutine[Any, Any, None]) -> None:
+    try:
+        await _begin(stream_key, entry)
+    except asyncio.CancelledError:
+        # Stopped before it began: deliver the stop inside the run, which saves the reply.
+        task = asyncio.current_task()
+        if task is not None:
+            task.cancel()
+    await run
+
+
+async def _begin(stream_key: str, entry: str) -> None:
+    """The alive mark and the `running` entry in one MULTI: no process can see the entry
+    of a live turn without its mark. HSETNX: a later `finished` entry is never overwritten."""
+    client = hub.redis()
+    if client is None:
+        return
+    try:
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.set(alive_key(stream_key), "1", px=int(settings.STREAM_ALIVE_SECONDS * 1000))
+            pipe.hsetnx(journal.JOURNAL, stream_key, entry)
+            await asyncio.wait_for(pipe.execute(), timeout=2)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # the turn goes on; only its repair after a crash would lack the entry
+        logger.warning("Could not journal the start of %s", stream_key, exc_info=True)
 
 
 def running_here(stream_key: str) -> bool:
@@ -133,7 +175,7 @@ async def _heartbeat() -> None:
         client = hub.redis()
         if client is None:
             return
-        keys = list(_running)
+        keys = [*_running, *journal.pending_keys()]
         if keys:
             try:
                 async with client.pipeline(transaction=False) as pipe:

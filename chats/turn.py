@@ -30,11 +30,12 @@ from django.db import IntegrityError, close_old_connections, connections, transa
 from django.utils import timezone
 
 from accounts.models import ApiKey, User
-from billing.services import Admission, admission_release, admission_reserve, usage_record_create
-from chats import runner, selectors
+from accounts.restrictions import key_model_check
+from billing.services import Admission, admission_extend, admission_release, admission_reserve
+from chats import journal, runner, selectors
 from chats.models import Conversation, Message, MessageRole, MessageStatus, Template
 from chats.notifications import notify_user
-from chats.recovery import streams_repair
+from chats.recovery import outcome_save, streams_repair, sweeper_ensure
 from chats.services import conversation_check_idle, conversation_payload, title_from_message
 from chats.streams import hub, stream_key_for
 from llm import parameters
@@ -110,6 +111,8 @@ class TurnOutcome:
     cached: bool = False
     started: float = field(default_factory=time.monotonic)
     first_token_at: float | None = None
+    # Why a reply ended early on Nexus's side: "budget" when the budget could not pay more.
+    finish_detail: str = ""
 
 
 class ModelNotAvailable(ApiError):
@@ -140,7 +143,9 @@ def _model_name(spec: TurnSpec, conversation: Conversation | None, template: Tem
     return runtime.default_model()
 
 
-def _route(name: str) -> Route:
+def _route(name: str, *, api_key: ApiKey | None = None) -> Route:
+    """The route of the model `name`, once the caller's key may use it (else 403)."""
+    key_model_check(key=api_key, name=name)
     try:
         return route_get(name=name)
     except UnknownModelError as exc:
@@ -220,7 +225,7 @@ def turn_prepare_gateway(
     becomes a new conversation of the caller, its reply saved like any other.
     """
     maintenance_check(user=user)
-    route = _route(model)
+    route = _route(model, api_key=api_key)
     target = route.primary
     request, dropped = _fit(target, request, needs or {})
     request = replace(
@@ -335,7 +340,7 @@ def turn_prepare(
     if conversation is not None:
         # Before admission, so that a refused click costs no call of the caller's limit.
         conversation_check_idle(conversation_id=conversation.pk)
-    route = _route(_model_name(spec, conversation, template))
+    route = _route(_model_name(spec, conversation, template), api_key=api_key)
     target = route.primary
     parameters = _parameters(
         spec, template.parameters if template else {}, conversation.parameters if conversation else {}
@@ -455,7 +460,10 @@ def start_turn(prepared: PreparedTurn) -> None:
     """Starts the run as a task of this process's event loop; readers subscribe to its stream."""
     # A reply that is saved can be resumed from any process; the gateway's stateless ones cannot.
     runner.launch(
-        prepared.stream_key, run_turn(prepared), resumable=prepared.assistant_message_id is not None
+        prepared.stream_key,
+        run_turn(prepared),
+        resumable=prepared.assistant_message_id is not None,
+        journal_entry=_journal_entry(prepared),
     )
 
 
@@ -486,13 +494,25 @@ async def run_turn(prepared: PreparedTurn) -> None:
             "model": outcome.target.name,
         },
     )
+    admission = prepared.admission
+    generated = 0  # output tokens so far, estimated: at least one a delta
+    events = stream_chat(prepared.route, prepared.request)
     try:
-        async for event in stream_chat(prepared.route, prepared.request):
-            if (
-                isinstance(event, TextDelta | ReasoningDelta | ToolCallDelta)
-                and outcome.first_token_at is None
-            ):
-                outcome.first_token_at = time.monotonic()
+        async for event in events:
+            if isinstance(event, TextDelta | ReasoningDelta | ToolCallDelta):
+                if outcome.first_token_at is None:
+                    outcome.first_token_at = time.monotonic()
+                generated += max(
+                    1, estimate_tokens(event.arguments if isinstance(event, ToolCallDelta) else event.text)
+                )
+                if generated >= admission.output_tokens and not outcome.cached:
+                    grown = await _reserve_more(admission, outcome.target)
+                    if grown is None:  # the budget cannot pay for more: the reply ends here
+                        outcome.finish_reason, outcome.finish_detail = "length", "budget"
+                        outcome.finish_reasons = {0: "length"}
+                        await events.aclose()  # closes the upstream connection now
+                        break
+                    admission = grown
             if isinstance(event, TextDelta):
                 if event.choice == 0:
                     outcome.text.append(event.text)
@@ -517,7 +537,8 @@ async def run_turn(prepared: PreparedTurn) -> None:
                 outcome.cached = event.cached
         outcome.status = MessageStatus.COMPLETE
     except LLMError as exc:
-        logger.warning("Turn %s failed upstream: %s %s", key, exc.code, exc.message)
+        # The provider's own text (redacted) is for this log only; clients get exc.message.
+        logger.warning("Turn %s failed upstream: %s %s", key, exc.code, exc.detail or exc.message)
         outcome.status, outcome.error = MessageStatus.FAILED, exc
     except asyncio.CancelledError:
         outcome.status = MessageStatus.STOPPED
@@ -528,6 +549,20 @@ async def run_turn(prepared: PreparedTurn) -> None:
         outcome.status = MessageStatus.FAILED
         outcome.error = LLMError("upstream_error", "The reply failed unexpectedly.")
     await _finish(prepared, outcome)
+
+
+async def _reserve_more(admission: Admission, target: ModelTarget) -> Admission | None:
+    """A step more of the reply reserved, or None when the budget (or the database that
+    keeps it) cannot pay for it now: a reply is cut rather than let spend unchecked."""
+    if admission.output_tokens >= admission.max_output_tokens:
+        return admission  # all it may generate is reserved; the router cuts it at its limit
+    try:
+        return await in_thread(admission_extend)(
+            admission=admission, target=target, output_tokens=settings.RESERVE_STEP_TOKENS
+        )
+    except Exception:
+        logger.warning("Could not reserve more for %s; the reply ends here", admission.id, exc_info=True)
+        return None
 
 
 def _delta_data(event: TextDelta | ReasoningDelta | ToolCallDelta, **data: Any) -> dict[str, Any]:
@@ -544,7 +579,10 @@ async def _finish(prepared: PreparedTurn, outcome: TurnOutcome) -> None:
     try:
         await in_thread(turn_finish)(prepared=prepared, outcome=outcome, usage=usage)
     except Exception:
-        logger.exception("Could not save the outcome of turn %s", prepared.stream_key)
+        # Journaled before the save was tried: the client may be told the end, and this
+        # process's sweeper saves it once PostgreSQL takes it (another process, if this dies).
+        logger.exception("Could not save the outcome of turn %s yet; it is journaled", prepared.stream_key)
+        sweeper_ensure()
     finally:
         metrics.ai_call_finished(
             user_id=prepared.user_id,
@@ -594,42 +632,62 @@ def _publish_end(prepared: PreparedTurn, outcome: TurnOutcome, usage: Usage) -> 
             else outcome.finish_reason or "stop",
             "usage": usage_data,
         }
+        if outcome.finish_detail:
+            done["finish_detail"] = outcome.finish_detail
         if len(outcome.finish_reasons) > 1:
             done["finish_reasons"] = {
                 str(choice): reason for choice, reason in outcome.finish_reasons.items()
             }
         hub.publish(key, "done", done)
-    asyncio.get_running_loop().call_later(settings.STREAM_BUFFER_SECONDS, hub.close, key)
+    hub.release(key)
 
 
 # --- 3. finish -------------------------------------------------------------------------
 
 
 def turn_finish(*, prepared: PreparedTurn, outcome: TurnOutcome, usage: Usage) -> None:
-    """Saves the reply and its usage in one transaction, and settles the reservation."""
+    """Journals the outcome, then saves the reply and its usage in one transaction and
+    settles the reservation (chats.recovery.outcome_save); forgets the journal entry once
+    committed. If the save fails, the entry stays journaled and this raises."""
+    entry = _journal_entry(prepared, outcome=outcome, usage=usage)
+    journal.record(entry)
+    outcome_save(entry)
+    journal.committed(prepared.stream_key)
+
+
+def _journal_entry(
+    prepared: PreparedTurn, *, outcome: TurnOutcome | None = None, usage: Usage | None = None
+) -> journal.Entry:
+    """The turn as chats.journal keeps it: `running` (enough to charge it if its process
+    dies), or `finished` with the whole outcome."""
+    entry: journal.Entry = {
+        "key": prepared.stream_key,
+        "phase": journal.RUNNING,
+        "message_id": prepared.assistant_message_id,
+        "conversation_id": prepared.conversation_id,
+        "admission": journal.admission_dump(prepared.admission),
+        "target": journal.target_dump(prepared.route.primary),
+        "input_tokens": estimate_request_tokens(prepared.request),
+        "started_at": time.time(),
+    }
+    if outcome is None or usage is None:
+        return entry
     now = time.monotonic()
-    with transaction.atomic():
-        if prepared.assistant_message_id is not None:
-            Message.objects.filter(pk=prepared.assistant_message_id).update(
-                content="".join(outcome.text),
-                status=outcome.status,
-                model=outcome.target.name,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                error_code=outcome.error.code if outcome.error else "",
-            )
-        usage_record_create(
-            admission=prepared.admission,
-            target=outcome.target,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            estimated=usage.estimated,
-            cached=outcome.cached,
-            outcome=str(outcome.status),
-            latency_ms=int((now - outcome.started) * 1000),
-            ttft_ms=int((outcome.first_token_at - outcome.started) * 1000)
-            if outcome.first_token_at
-            else None,
-        )
-        if prepared.conversation_id is not None:
-            Conversation.objects.filter(pk=prepared.conversation_id).update(updated_at=timezone.now())
+    return {
+        **entry,
+        "phase": journal.FINISHED,
+        "target": journal.target_dump(outcome.target),
+        "text": "".join(outcome.text),
+        "status": str(outcome.status),
+        "error_code": outcome.error.code if outcome.error else "",
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "estimated": usage.estimated,
+        "cached": outcome.cached,
+        # Providers bill nothing for a call they refused (or never answered) before its
+        # first token, and a replay from the cache costs nothing.
+        "charged": not outcome.cached
+        and not (outcome.status == MessageStatus.FAILED and outcome.first_token_at is None),
+        "latency_ms": int((now - outcome.started) * 1000),
+        "ttft_ms": int((outcome.first_token_at - outcome.started) * 1000) if outcome.first_token_at else None,
+    }

@@ -100,6 +100,16 @@ def test_missing_bad_or_expired_credentials_are_accepted_then_closed_with_4401(m
         assert close_code(ws) == 4401
 
 
+def test_a_key_limited_to_other_addresses_is_closed_with_4401_and_one_of_them_is_served(module_server, model):
+    user = make_user("ranged@example.com")
+    _, elsewhere = api_key_create(user=user, name="office", allowed_networks=["203.0.113.0/24"])
+    _, here = api_key_create(user=user, name="local", allowed_networks=["127.0.0.0/8"])
+    with connect(ws_url(module_server, elsewhere)) as ws:
+        assert close_code(ws) == 4401
+    with connect(ws_url(module_server, here)) as ws:
+        assert served(ws)
+
+
 def test_a_forbidden_origin_is_closed_with_4403_while_native_clients_and_own_pages_are_served(
     module_server, model
 ):
