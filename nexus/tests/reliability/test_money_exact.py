@@ -13,6 +13,7 @@ import pytest
 
 from billing.models import QuotaCounter, Reservation, UsageRecord
 from billing.services import user_quota_set
+from llm import catalog
 from nexus.tests.reliability.conftest import jwt_for, make_user
 from nexus.tests.reliability.test_faults import sse_events, wait_until
 
@@ -127,3 +128,45 @@ def test_a_call_the_provider_refused_before_its_first_token_costs_nothing(stack,
     assert (record.outcome, record.cost) == ("failed", 0)
     assert record.input_tokens > 0  # kept for information
     assert spent(stack["user"]) == 0
+
+
+def test_six_simultaneous_chats_of_a_new_user_on_the_dearest_seeded_model_all_start(
+    start_server, fake_upstream
+):
+    """A new user with the default budget, on the catalog's most expensive model, no max_tokens:
+    reserving its whole maximum output (128,000 tokens, 3.84 each) let only two of six start."""
+    dearest = max(
+        (entry for entries in catalog.CATALOG.values() for entry in entries),
+        key=lambda entry: entry.output_price * entry.max_output_tokens,
+    )
+    fake_upstream.make_model(
+        kind="openai",
+        name=dearest.name,
+        max_output_tokens=dearest.max_output_tokens,
+        context_window=dearest.context_window,
+        input_price_per_million=dearest.input_price,
+        output_price_per_million=dearest.output_price,
+    )
+    fake_upstream.configure(reply="Fine, thanks.", token_delay=0.05)
+    user = make_user("newcomer@example.com")
+    headers = {"Authorization": f"Bearer {jwt_for(user)}"}
+    urls = [start_server().url, start_server().url]
+    barrier = threading.Barrier(6)
+
+    def chat(index: int) -> list[tuple[str, dict]]:
+        barrier.wait(timeout=30)
+        return send_to(urls[index % 2], headers, dearest.name)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(chat, range(6)))
+    assert [events[-1][0] for events in results] == ["done"] * 6
+    assert wait_until(settled)
+    assert UsageRecord.objects.count() == 6
+
+
+def send_to(url: str, headers: dict[str, str], model: str) -> list[tuple[str, dict]]:
+    with httpx.Client(base_url=url, timeout=30) as client:
+        response = client.post(
+            "/chat/send", json={"message": "How are you?", "model": model}, headers=headers
+        )
+    return sse_events(response.text) if response.status_code == 200 else [("refused", response.json())]
