@@ -2,7 +2,8 @@
 
 Changes go through the same services as the API, so the same rules hold here: nobody raises
 their own role, the last active admin stays, a key's secret is shown once, audit is read-only.
-The console's sign-in (/admin/login/) runs on the API's login throttle and audit trail.
+The console's sign-in (/admin/login/) runs on the API's login throttle and audit trail, and
+asks for the two-factor code of accounts that have one (STAFF_REQUIRE_2FA: of every account).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -23,9 +25,12 @@ from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django_otp.admin import OTPAdminAuthenticationForm  # type: ignore[import-untyped]
+from django_otp.plugins.otp_static.models import StaticDevice  # type: ignore[import-untyped]
+from django_otp.plugins.otp_totp.models import TOTPDevice  # type: ignore[import-untyped]
 from rest_framework.exceptions import APIException
 
-from accounts import restrictions, selectors, services
+from accounts import restrictions, selectors, services, two_factor
 from accounts.admin_tokens import OutstandingTokenAdmin  # noqa: F401  # replaces simplejwt's token pages
 from accounts.errors import ServiceUnavailable, TooManyAttempts
 from accounts.hashers import HashingBusy
@@ -362,6 +367,78 @@ class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
 
 # --- the console's door ---------------------------------------------------------------------
 
+# Device admin would show TOTP keys and recovery codes: no secret is readable by staff. A
+# user turns two-factor sign-in off through the API, with a code.
+for _device_model in (TOTPDevice, StaticDevice):
+    if admin.site.is_registered(_device_model):
+        admin.site.unregister(_device_model)
+
+
+class ConsoleLoginForm(OTPAdminAuthenticationForm):
+    """The admin's login form with django-otp's code field: the code is required from an
+    account with two-factor sign-in, and, with STAFF_REQUIRE_2FA, every account must have it.
+
+    The code may be a TOTP code or a recovery code, so no device is chosen (its select and
+    challenge button are dropped): accounts.two_factor picks the device by the code's kind.
+    The device that accepted it is left on the user, where django-otp's login signal keeps it
+    in the session (request.user.is_verified()).
+    """
+
+    otp_device = None
+    otp_challenge = None
+    otp_token = forms.CharField(
+        required=False,
+        label="Two-factor code",
+        help_text="From your authenticator app, or one of your recovery codes.",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code"}),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        # The password and staff checks of Django's admin form; the second factor as below.
+        cleaned: dict[str, Any] = AdminAuthenticationForm.clean(self)
+        user = self.get_user()
+        if isinstance(user, User):
+            self._second_factor(user)
+        return cleaned
+
+    def _second_factor(self, user: User) -> None:
+        user.otp_device = None  # type: ignore[attr-defined]
+        if not two_factor.user_has_2fa(user):
+            if two_factor.staff_require_2fa():
+                self._refuse(
+                    "login.enrolment_required",
+                    "The console needs two-factor sign-in. Enrol through the API (POST /users/me/2fa, "
+                    "then POST /users/me/2fa/confirm with a code), then sign in here with a code.",
+                )
+            return
+        code = str(self.cleaned_data.get("otp_token") or "")
+        if not code:
+            self._refuse("login.otp_required", "Enter the code from your authenticator app.")
+        device = two_factor.code_verify(user, code)
+        if device is None:
+            self._refuse("login.otp_failed", "The two-factor code is not correct.")
+        user.otp_device = device  # type: ignore[attr-defined]
+
+    def _refuse(self, action: str, message: str) -> None:
+        if self.request is not None:
+            setattr(self.request, two_factor.CONSOLE_FAILURE_ATTRIBUTE, action)
+        raise forms.ValidationError(message, code=action.removeprefix("login."))
+
+
+def _console_has_permission(site_has_permission: Any) -> Any:
+    """With STAFF_REQUIRE_2FA, a session counts for the console only when a code verified it."""
+
+    @functools.wraps(site_has_permission)
+    def has_permission(request: HttpRequest) -> bool:
+        if not site_has_permission(request):
+            return False
+        if not two_factor.staff_require_2fa():
+            return True
+        is_verified = getattr(request.user, "is_verified", None)
+        return bool(is_verified is not None and is_verified())
+
+    return has_permission
+
 
 def _console_login(site_login: Any) -> Any:
     """The admin site's login view, throttled and audited on the API's counters
@@ -369,6 +446,7 @@ def _console_login(site_login: Any) -> Any:
 
     @functools.wraps(site_login)
     def login(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponseBase:
+        extra_context = {**(extra_context or {}), "staff_require_2fa": two_factor.staff_require_2fa()}
         try:
             return services.console_login(request=request, sign_in=lambda: site_login(request, extra_context))
         except (TooManyAttempts, HashingBusy, ServiceUnavailable) as refusal:
@@ -389,4 +467,7 @@ def _console_login(site_login: Any) -> Any:
     return login
 
 
+admin.site.login_form = ConsoleLoginForm
+admin.site.login_template = "admin/accounts/login.html"
+admin.site.has_permission = _console_has_permission(admin.site.has_permission)  # type: ignore[method-assign]
 admin.site.login = _console_login(admin.site.login)  # type: ignore[method-assign]

@@ -30,12 +30,14 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from django.views.decorators.debug import sensitive_variables
+from django_otp.models import Device  # type: ignore[import-untyped]
+from django_otp.plugins.otp_static.models import StaticDevice  # type: ignore[import-untyped]
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from rest_framework_simplejwt.tokens import Token
 
-from accounts import restrictions, throttles, tokens
+from accounts import restrictions, throttles, tokens, two_factor
 from accounts.errors import LastAdmin, TooManyAttempts
 from accounts.models import ApiKey, AuditEvent, Role, User, normalize_email
 from accounts.selectors import (
@@ -262,14 +264,18 @@ def _login_attempt_begin(*, email: str, request: AnyRequest, via: str) -> thrott
         raise
 
 
-@sensitive_variables("password")
-def user_login(*, email: str, password: str, request: AnyRequest) -> tuple[User, TokenPair]:
+@sensitive_variables("password", "otp")
+def user_login(*, email: str, password: str, otp: str = "", request: AnyRequest) -> tuple[User, TokenPair]:
     """A token pair for the right credentials; one generic 401 for anything else.
 
     The attempt is counted (accounts.throttles) before any password is checked, atomically,
     so simultaneous attempts get exactly the limit through; it is given back when the password
     was right. Django's backend hashes even for an unknown email, so timing tells nothing;
     every hash waits for a slot (accounts.hashers: 503 busy when none frees in time).
+
+    An account with two-factor sign-in also needs `otp`, a TOTP or recovery code: without one,
+    401 `otp_required` (the attempt given back: the password was right); a wrong one, 401
+    `invalid_otp`, stays counted as a failure, so codes are guessed no faster than passwords.
     """
     email = normalize_email(email)
     attempt = _login_attempt_begin(email=email, request=request, via="api")
@@ -281,6 +287,21 @@ def user_login(*, email: str, password: str, request: AnyRequest) -> tuple[User,
     if not isinstance(user, User):
         _login_failed(email=email, request=request, via="api")
         raise AuthenticationFailed("The email or password is not correct.", code="invalid_credentials")
+    device = None
+    if two_factor.user_has_2fa(user):
+        if not otp:
+            throttles.login_attempt_succeeded(attempt)
+            audit_event_record(
+                action="login.otp_required", actor=user, target=f"user:{user.pk}", request=request
+            )
+            raise AuthenticationFailed(
+                "This account has two-factor sign-in: send the code from your app as `otp`.",
+                code="otp_required",
+            )
+        device = two_factor.code_verify(user, otp)
+        if device is None:
+            _login_failed(email=email, request=request, via="api", action="login.otp_failed")
+            raise AuthenticationFailed("The two-factor code is not correct.", code="invalid_otp")
     throttles.login_attempt_succeeded(attempt)
     update_last_login(User, user)
     audit_event_record(
@@ -288,9 +309,16 @@ def user_login(*, email: str, password: str, request: AnyRequest) -> tuple[User,
         actor=user,
         target=f"user:{user.pk}",
         request=request,
-        metadata={"via": "api"},
+        metadata={"via": "api", **_second_factor(device)},
     )
     return user, tokens.token_pair_issue(user=user)
+
+
+def _second_factor(device: Device | None) -> dict[str, str]:
+    """What the audit records of the code that signed someone in: its kind, never the code."""
+    if device is None:
+        return {}
+    return {"otp": "recovery_code" if isinstance(device, StaticDevice) else "totp"}
 
 
 def console_login(*, request: HttpRequest, sign_in: Callable[[], HttpResponseBase]) -> HttpResponseBase:
@@ -319,11 +347,64 @@ def console_login(*, request: HttpRequest, sign_in: Callable[[], HttpResponseBas
             actor=user,
             target=f"user:{user.pk}",
             request=request,
-            metadata={"via": "console"},
+            metadata={"via": "console", **_second_factor(getattr(user, "otp_device", None))},
         )
     else:
-        _login_failed(email=email, request=request, via="console")
+        action = getattr(request, two_factor.CONSOLE_FAILURE_ATTRIBUTE, "login.failed")
+        _login_failed(email=email, request=request, via="console", action=action)
     return response
+
+
+# --- Two-factor sign-in (accounts.two_factor) -------------------------------------------------
+
+
+def two_factor_enrol_start(*, user: User, request: AnyRequest | None = None) -> tuple[str, str]:
+    """Starts enrolment: an unconfirmed TOTP device, whose otpauth:// URL and base32 secret
+    are returned this once. Sign-in asks for no code until it is confirmed."""
+    if two_factor.user_has_2fa(user):
+        raise two_factor.TwoFactorConflict(
+            "Two-factor sign-in is on already: turn it off first to enrol a new app.",
+            code="two_factor_enabled",
+        )
+    device = two_factor.totp_device_create(user)
+    audit_event_record(action="2fa.enrolment_started", actor=user, target=f"user:{user.pk}", request=request)
+    return device.config_url, two_factor.totp_secret(device)
+
+
+@sensitive_variables("code", "codes")
+def two_factor_confirm(*, user: User, code: str, request: AnyRequest | None = None) -> list[str]:
+    """Confirms the pending device with a first code from the app; returns the recovery codes,
+    which exist in plain text only in this return value's response."""
+    device = two_factor.totp_device_pending(user)
+    if device is None:
+        raise two_factor.TwoFactorConflict(
+            "There is no enrolment to confirm: start one with POST /users/me/2fa.", code="no_enrolment"
+        )
+    if not two_factor.pending_code_verify(device, code):
+        audit_event_record(action="2fa.confirm_failed", actor=user, target=f"user:{user.pk}", request=request)
+        raise ValidationError({"code": ["The code is not correct: check the app's clock, try the next one."]})
+    with transaction.atomic():
+        # Conditional: of two simultaneous confirmations, one issues the recovery codes.
+        if not two_factor.totp_device_confirm(device):
+            raise two_factor.TwoFactorConflict("Two-factor sign-in is on already.", code="two_factor_enabled")
+        codes = two_factor.recovery_codes_issue(user)
+    audit_event_record(action="2fa.enabled", actor=user, target=f"user:{user.pk}", request=request)
+    return codes
+
+
+@sensitive_variables("password", "code")
+def two_factor_disable(*, user: User, password: str, code: str, request: AnyRequest | None = None) -> None:
+    """Turns two-factor sign-in off, with the password and a current code (or a recovery code)."""
+    if not two_factor.user_has_2fa(user):
+        raise two_factor.TwoFactorConflict("Two-factor sign-in is not on.", code="two_factor_disabled")
+    if not user.check_password(password):
+        audit_event_record(action="2fa.disable_failed", actor=user, target=f"user:{user.pk}", request=request)
+        raise ValidationError({"password": ["The password is not correct."]})
+    if two_factor.code_verify(user, code) is None:
+        audit_event_record(action="2fa.disable_failed", actor=user, target=f"user:{user.pk}", request=request)
+        raise ValidationError({"code": ["The two-factor code is not correct."]})
+    two_factor.devices_delete(user)
+    audit_event_record(action="2fa.disabled", actor=user, target=f"user:{user.pk}", request=request)
 
 
 def user_logout(*, user: User, access: Token, refresh: str, request: AnyRequest | None = None) -> None:

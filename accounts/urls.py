@@ -19,6 +19,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     ),
     path("users/me", views.MeView.as_view(), name="users-me"),
     path("users/me/password", views.MePasswordView.as_view(), name="users-me-password"),
+    path("users/me/2fa", views.MeTwoFactorView.as_view(), name="users-me-2fa"),
+    path("users/me/2fa/confirm", views.MeTwoFactorConfirmView.as_view(), name="users-me-2fa-confirm"),
     path("users", views.UserListView.as_view(), name="users"),
     path("users/<int:user_id>", views.UserDetailView.as_view(), name="user-detail"),
     path("keys", views.KeyListView.as_view(), name="keys"),

@@ -101,10 +101,23 @@ class RegisterView(PublicView):
 
 
 class LoginView(PublicView):
+    """401 `invalid_credentials` for a wrong email or password. An account with two-factor
+    sign-in also needs `otp`: without it 401 `otp_required` (ask for the code, send again),
+    with a wrong one 401 `invalid_otp`, counted by the login throttle like a wrong password."""
+
     @extend_schema_serializer(component_name="LoginRequest")
     class InputSerializer(serializers.Serializer[Any]):
         email = serializers.CharField(max_length=254)
         password = _password_field()
+        otp = serializers.CharField(
+            max_length=64,
+            required=False,
+            allow_blank=True,
+            default="",
+            write_only=True,
+            help_text="A code from the authenticator app or a recovery code (used up), for accounts "
+            "with two-factor sign-in.",
+        )
 
     OutputSerializer = inline_serializer(
         "Login",
@@ -235,6 +248,63 @@ class MePasswordView(APIView):
         data.is_valid(raise_exception=True)
         pair = services.password_change(user=_user(request), **data.validated_data, request=request)
         return Response({"access": pair.access, "refresh": pair.refresh})
+
+
+class MeTwoFactorView(APIView):
+    """Two-factor sign-in (TOTP) of the caller: POST starts enrolment, DELETE turns it off."""
+
+    EnrolmentSerializer = inline_serializer(
+        "TwoFactorEnrolment",
+        {
+            "otpauth_url": serializers.CharField(help_text="For the authenticator app (as a QR code)."),
+            "secret": serializers.CharField(help_text="The same key, base32, to type in by hand."),
+        },
+    )
+
+    @extend_schema_serializer(component_name="TwoFactorDisable")
+    class DisableSerializer(serializers.Serializer[Any]):
+        password = _password_field()
+        code = serializers.CharField(max_length=64, help_text="A current code or a recovery code.")
+
+    @extend_schema(
+        request=None,
+        responses={201: EnrolmentSerializer},
+        description="Starts enrolment; the key is shown this once. Sign-in asks for no code until "
+        "POST /users/me/2fa/confirm. 409 `two_factor_enabled` when it is on already.",
+    )
+    def post(self, request: Request) -> Response:
+        url, secret = services.two_factor_enrol_start(user=_user(request), request=request)
+        return Response({"otpauth_url": url, "secret": secret}, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=DisableSerializer, responses={204: None})
+    def delete(self, request: Request) -> Response:
+        data = self.DisableSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.two_factor_disable(user=_user(request), **data.validated_data, request=request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeTwoFactorConfirmView(APIView):
+    @extend_schema_serializer(component_name="TwoFactorConfirm")
+    class InputSerializer(serializers.Serializer[Any]):
+        code = serializers.CharField(max_length=16, help_text="The code the app shows now.")
+
+    OutputSerializer = inline_serializer(
+        "TwoFactorRecoveryCodes",
+        {"recovery_codes": serializers.ListField(child=serializers.CharField())},
+    )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer},
+        description="Turns two-factor sign-in on; the recovery codes (each works once) are shown this once.",
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        code = data.validated_data["code"]
+        codes = services.two_factor_confirm(user=_user(request), code=code, request=request)
+        return Response({"recovery_codes": codes})
 
 
 # --- /users (admin) -------------------------------------------------------------------------

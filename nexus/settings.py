@@ -111,6 +111,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "nexus",
     "accounts",
     "llm",
@@ -130,6 +133,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(), for the console
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -247,6 +251,10 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", "0", minimum=0)
 LOGIN_FAILURES_PER_ACCOUNT = env_int("LOGIN_FAILURES_PER_ACCOUNT", "5", minimum=1)  # per address + account
 LOGIN_FAILURES_PER_ADDRESS = env_int("LOGIN_FAILURES_PER_ADDRESS", "20", minimum=1)  # any account
 LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", "900", minimum=1)  # seconds, sliding
+# Two-factor sign-in (accounts.two_factor): staff without a confirmed TOTP device stay out of
+# the console. TOTP devices are named after this issuer in authenticator apps.
+STAFF_REQUIRE_2FA = env_bool("STAFF_REQUIRE_2FA", "false" if DEBUG else "true")
+OTP_TOTP_ISSUER = "Nexus"
 PASSWORD_HASH_CONCURRENCY = env_int("PASSWORD_HASH_CONCURRENCY", "2", minimum=0)  # per process; 0: unbounded
 PASSWORD_HASH_WAIT = env_float("PASSWORD_HASH_WAIT", "1", minimum=0)  # seconds for a slot, then 503 busy
 # A runtime setting's default (nexus.lib.runtime): registration attempts per client address.
