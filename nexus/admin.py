@@ -77,6 +77,7 @@ class RuntimeSettingsForm(forms.ModelForm[RuntimeSettings]):
         for name, default in (
             ("default_monthly_budget", defaults.default_monthly_budget),
             ("ai_calls_per_minute", defaults.ai_calls_per_minute),
+            ("registrations_per_hour", defaults.registrations_per_hour),
             ("max_message_chars", defaults.max_message_chars),
         ):
             field = self.fields[name]
@@ -91,7 +92,7 @@ class RuntimeSettingsForm(forms.ModelForm[RuntimeSettings]):
 class RuntimeSettingsAdmin(admin.ModelAdmin[RuntimeSettings]):
     form = RuntimeSettingsForm
     fieldsets = (
-        ("Accounts", {"fields": ("registration_open",)}),
+        ("Accounts", {"fields": ("registration_open", "registrations_per_hour")}),
         ("Chat", {"fields": ("default_model", "max_message_chars")}),
         ("Quotas", {"fields": ("default_monthly_budget", "ai_calls_per_minute")}),
         ("Maintenance", {"fields": ("maintenance_mode", "maintenance_message")}),

@@ -27,6 +27,7 @@ class SettingsValues(serializers.Serializer[Any]):
     default_model = serializers.CharField()
     default_monthly_budget = serializers.DecimalField(max_digits=14, decimal_places=4)
     ai_calls_per_minute = serializers.IntegerField(help_text="0: no limit.")
+    registrations_per_hour = serializers.IntegerField(help_text="Per client address; 0: no limit.")
     max_message_chars = serializers.IntegerField()
     maintenance_mode = serializers.BooleanField()
     maintenance_message = serializers.CharField(allow_blank=True)
@@ -46,6 +47,9 @@ class SettingsPatch(serializers.Serializer[Any]):
         required=False, allow_null=True, max_digits=14, decimal_places=4, min_value=0
     )
     ai_calls_per_minute = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=1_000_000, help_text="0: no limit."
+    )
+    registrations_per_hour = serializers.IntegerField(
         required=False, allow_null=True, min_value=0, max_value=1_000_000, help_text="0: no limit."
     )
     max_message_chars = serializers.IntegerField(

@@ -43,6 +43,12 @@ class RuntimeSettings(models.Model):
         blank=True,
         help_text="AI calls per user per minute; 0 for no limit.",
     )
+    registrations_per_hour = models.PositiveIntegerField(
+        "registrations per hour",
+        null=True,
+        blank=True,
+        help_text="Sign-up attempts per client address per hour; 0 for no limit.",
+    )
     max_message_chars = models.PositiveIntegerField(
         "longest message",
         null=True,

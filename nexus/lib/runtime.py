@@ -13,8 +13,6 @@ restart and no per-process copy to go stale. Readers only ever `add` the key (ne
 overwrite it), so a reader that loaded the row before a change cannot put it back after.
 
 An empty override means the environment's value (django.conf.settings), read live.
-`registrations_per_hour` has no stored override yet (it needs a RuntimeSettings field): it
-is the environment's REGISTRATIONS_PER_HOUR, read live like the others' defaults.
 This module imports nothing that needs the app registry: billing.money imports it while
 the apps load.
 """
@@ -44,6 +42,7 @@ class Overrides:
     default_model: str = ""
     default_monthly_budget: Decimal | None = None
     ai_calls_per_minute: int | None = None
+    registrations_per_hour: int | None = None
     max_message_chars: int | None = None
     maintenance_mode: bool = False
     maintenance_message: str = ""
@@ -98,7 +97,9 @@ def resolve(stored: Overrides) -> RuntimeConfig:
         max_message_chars=stored.max_message_chars or defaults.max_message_chars,
         maintenance_mode=stored.maintenance_mode,
         maintenance_message=stored.maintenance_message,
-        registrations_per_hour=defaults.registrations_per_hour,
+        registrations_per_hour=defaults.registrations_per_hour
+        if stored.registrations_per_hour is None
+        else stored.registrations_per_hour,
     )
 
 
