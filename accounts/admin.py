@@ -25,9 +25,9 @@ from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
 from django.utils import timezone
-from django_otp.admin import OTPAdminAuthenticationForm  # type: ignore[import-untyped]
-from django_otp.plugins.otp_static.models import StaticDevice  # type: ignore[import-untyped]
-from django_otp.plugins.otp_totp.models import TOTPDevice  # type: ignore[import-untyped]
+from django_otp.admin import OTPAdminAuthenticationForm
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.exceptions import APIException
 
 from accounts import restrictions, selectors, services, two_factor

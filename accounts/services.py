@@ -30,8 +30,8 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from django.views.decorators.debug import sensitive_variables
-from django_otp.models import Device  # type: ignore[import-untyped]
-from django_otp.plugins.otp_static.models import StaticDevice  # type: ignore[import-untyped]
+from django_otp.models import Device
+from django_otp.plugins.otp_static.models import StaticDevice
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken

@@ -15,9 +15,9 @@ from base64 import b32encode
 
 from django.conf import settings
 from django.db import transaction
-from django_otp.models import Device  # type: ignore[import-untyped]
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken  # type: ignore[import-untyped]
-from django_otp.plugins.otp_totp.models import TOTPDevice  # type: ignore[import-untyped]
+from django_otp.models import Device
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.exceptions import APIException
 
 from accounts.models import User

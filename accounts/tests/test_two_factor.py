@@ -8,9 +8,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from django.test import Client, override_settings
-from django_otp.oath import totp  # type: ignore[import-untyped]
-from django_otp.plugins.otp_static.models import StaticDevice  # type: ignore[import-untyped]
-from django_otp.plugins.otp_totp.models import TOTPDevice  # type: ignore[import-untyped]
+from django_otp.oath import totp
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import AuditEvent, Role, User
 from accounts.tests.conftest import PASSWORD, bearer
