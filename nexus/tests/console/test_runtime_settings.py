@@ -182,3 +182,21 @@ def test_a_reader_that_loaded_the_old_row_cannot_put_it_back(admin_user):
     runtime_settings_update(actor=admin_user, changes={"ai_calls_per_minute": 9})
     assert cache.add(runtime.CACHE_KEY, asdict(before_change), timeout=None) is False
     assert runtime.ai_calls_per_minute() == 9
+
+
+def test_an_operators_registration_limit_holds_at_once(client_for, admin_user, api_client, settings):
+    settings.REGISTRATIONS_PER_HOUR = 100
+    password = "correct horse battery staple"
+
+    def register(email: str) -> int:
+        body = {"email": email, "password": password}
+        return api_client.post("/auth/register", body, format="json", REMOTE_ADDR="10.9.9.9").status_code
+
+    admin = client_for(admin_user)
+    assert admin.patch("/system/settings", {"registrations_per_hour": 1}, format="json").status_code == 200
+    assert register("first@example.com") == 201
+    assert register("second@example.com") == 429
+    admin.patch(
+        "/system/settings", {"registrations_per_hour": None}, format="json"
+    )  # the environment's again
+    assert register("second@example.com") == 201
