@@ -40,7 +40,7 @@ from accounts.models import ApiKey, User
 from accounts.restrictions import key_model_allowed
 from chats import runner
 from chats.completions import CompletionCall, parse_completion_request
-from chats.streams import StreamEvent, hub
+from chats.streams import StreamEvent, hub, interrupted_event
 from chats.turn import ModelNotAvailable, PreparedTurn, start_turn_async, turn_prepare_gateway
 from llm.selectors import models_enabled, models_list_enabled
 from llm.types import LLMError
@@ -312,6 +312,9 @@ class PendingCompletion(HttpResponse):
         except asyncio.CancelledError:
             _stop(key)
             raise
+        if not events or (not self.call.stream and not events[-1].terminal):
+            # The stream ended without its end (its buffer was lost): the reply did not finish.
+            events = [*events, interrupted_event(len(events) + 1, None)]
         if events[-1].event == "error":
             return _upstream_error_response(events[-1].data)  # nothing streamed yet: a plain error
         if not self.call.stream:

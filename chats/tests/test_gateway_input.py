@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -214,3 +217,21 @@ def test_any_body_a_client_sends_is_read_or_refused_with_a_4xx(body):
         parse_completion_request(body)
     except ApiError as refused:
         assert 400 <= refused.status_code < 500
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+async def test_a_reply_whose_events_are_gone_is_a_502_not_a_500(stream):
+    """A stream with no events left to read (its buffer expired or was lost) ends as an
+    interrupted reply in OpenAI's shape, never an IndexError."""
+    from types import SimpleNamespace
+
+    from chats.gateway import PendingCompletion
+
+    call = parse_completion_request(body(stream=stream))
+    prepared = SimpleNamespace(
+        stream_key="gateway:nobody-wrote-this", conversation_id=None, dropped_params=()
+    )
+    pending = PendingCompletion(call, prepared, completion=None)  # type: ignore[arg-type]
+    response: Any = await pending.answer()
+    assert response.status_code == 502
+    assert json.loads(response.content)["error"]["code"] == "interrupted"
