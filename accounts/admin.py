@@ -35,6 +35,7 @@ from accounts.admin_tokens import OutstandingTokenAdmin  # noqa: F401  # replace
 from accounts.errors import ServiceUnavailable, TooManyAttempts
 from accounts.hashers import HashingBusy
 from accounts.models import ApiKey, AuditEvent, Role, User
+from nexus.lib.admin import ReadOnlyAdmin
 
 
 class RoleFilter(admin.SimpleListFilter):
@@ -339,7 +340,7 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
+class AuditEventAdmin(ReadOnlyAdmin):
     """Read-only: an audit trail nobody can edit, here or anywhere."""
 
     list_display = ("created_at", "action", "actor_label", "target", "ip")
@@ -354,15 +355,6 @@ class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
         if event.actor is not None:
             return event.actor.email
         return str((event.metadata or {}).get("actor_email") or "—")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # --- the console's door ---------------------------------------------------------------------

@@ -8,29 +8,20 @@ see who is signed in and which tokens were revoked, nothing that signs anyone in
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
+from nexus.lib.admin import ReadOnlyAdmin
+
 # Everything but `token`, the signed JWT itself.
 _OUTSTANDING_FIELDS = ("id", "jti", "user", "created_at", "expires_at")
 
 
-class _ReadOnly(admin.ModelAdmin[Any]):
+class _ReadOnly(ReadOnlyAdmin):
     actions = None
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Viewing, never saving: the change page of a read-only admin needs the view permission.
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class OutstandingTokenAdmin(_ReadOnly):

@@ -37,6 +37,7 @@ from billing.models import (
 )
 from billing.money import ZERO
 from billing.permissions import VIEW_USAGE
+from nexus.lib.admin import ReadOnlyAdmin
 
 # --- usage records ------------------------------------------------------------------------
 
@@ -244,19 +245,8 @@ class UserQuotaAdmin(admin.ModelAdmin[UserQuota]):
     search_fields = ("user__email",)
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin[Any]):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(Reservation)
-class ReservationAdmin(_ReadOnlyAdmin):
+class ReservationAdmin(ReadOnlyAdmin):
     """Budget held by calls still running; one older than an hour belongs to a dead process
     (`manage.py release_stale_reservations`)."""
 
@@ -268,7 +258,7 @@ class ReservationAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(DailyUsage)
-class DailyUsageAdmin(_ReadOnlyAdmin):
+class DailyUsageAdmin(ReadOnlyAdmin):
     """The daily rollup every statistic reads: per day, user, API key and model."""
 
     list_display = (
