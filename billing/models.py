@@ -33,10 +33,18 @@ class Outcome(models.TextChoices):
     STOPPED = "stopped"
 
 
+class CallKind(models.TextChoices):
+    CHAT = "chat"
+    EMBEDDING = "embedding"
+    # A conversation's title, written by a model after its first reply.
+    TITLE = "title"
+
+
 class UsageRecord(models.Model):
     """The ledger: one AI call, on any surface, and what it cost."""
 
     admission_id = models.UUIDField(unique=True, editable=False)
+    kind = models.CharField(max_length=16, choices=CallKind.choices, default=CallKind.CHAT)
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="usage_records")
     api_key = models.ForeignKey(
         ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="usage_records"

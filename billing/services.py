@@ -31,6 +31,7 @@ from billing import periods
 from billing.errors import InsufficientQuota
 from billing.models import (
     ApiKeyQuota,
+    CallKind,
     DailyUsage,
     Outcome,
     QuotaCounter,
@@ -410,6 +411,7 @@ def usage_record_create(
     latency_ms: int,
     ttft_ms: int | None,
     charged: bool = True,
+    kind: str = CallKind.CHAT,
 ) -> UsageRecord:
     """Writes the ledger row of an admitted call and settles its reservation to the real cost.
 
@@ -422,11 +424,14 @@ def usage_record_create(
     """
     if outcome not in Outcome.values:
         raise ValueError(f"outcome must be one of {', '.join(Outcome.values)}, not {outcome!r}.")
+    if kind not in CallKind.values:
+        raise ValueError(f"kind must be one of {', '.join(CallKind.values)}, not {kind!r}.")
     cost = (
         call_cost(target=target, input_tokens=input_tokens, output_tokens=output_tokens) if charged else ZERO
     )
     record = UsageRecord(
         admission_id=admission.id,
+        kind=kind,
         user_id=admission.user_id,
         api_key_id=admission.api_key_id,
         model_id=target.id,

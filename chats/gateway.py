@@ -24,7 +24,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
@@ -32,6 +32,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -77,17 +78,47 @@ def gateway_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     return response
 
 
-def _upstream_error_response(data: dict[str, Any]) -> JsonResponse:
+def _upstream_error_response(data: dict[str, Any]) -> HttpResponse:
     """An upstream failure before anything streamed, with OpenAI's status and code."""
     error = data["error"]
     code, message = error["code"], error["message"]
-    status = LLMError(code, message).status_code if code != "interrupted" else 502
     response = JsonResponse(
-        error_body(status, code=_OPENAI_CODES.get(code, code), message=message), status=status
+        error_body(upstream_status(code), code=_OPENAI_CODES.get(code, code), message=message),
+        status=upstream_status(code),
     )
-    if status == 429 and error.get("retry_after") is not None:
+    return with_retry_after(response, error)
+
+
+def upstream_status(code: str) -> int:
+    """The HTTP status of a turn's error event, by its code."""
+    return LLMError(code, "").status_code if code != "interrupted" else 502  # type: ignore[arg-type]
+
+
+def with_retry_after(response: HttpResponse, error: dict[str, Any]) -> HttpResponse:
+    if response.status_code == 429 and error.get("retry_after") is not None:
         response["Retry-After"] = retry_after_header(float(error["retry_after"]))
     return response
+
+
+class Surface(Protocol):
+    """How one API speaks a turn: its stream, its whole reply and its errors.
+
+    Chat Completions (Completion below), the Responses API and Anthropic's Messages API
+    each have one; they all wait for the same turn's events (PendingCompletion)."""
+
+    stream: bool
+
+    def opening(self) -> bytes:
+        """What the stream starts with, before the turn's first event."""
+
+    def encoded(self, item: StreamEvent) -> bytes:
+        """One event of the turn in the stream's format; b"" for an event it does not show."""
+
+    def whole(self, events: list[StreamEvent]) -> dict[str, Any]:
+        """The non-streamed reply, from all of the turn's events (the last one is `done`)."""
+
+    def error_response(self, data: dict[str, Any]) -> HttpResponse:
+        """The response to a turn that failed before anything streamed (an `error` event's data)."""
 
 
 # --- rendering -------------------------------------------------------------------------
@@ -151,6 +182,10 @@ class Completion:
         self.legacy = call.legacy_functions
         self.include_usage = call.include_usage
         self.logprobs = bool(call.request.options.get("logprobs"))
+        self.stream = call.stream
+
+    def error_response(self, data: dict[str, Any]) -> HttpResponse:
+        return _upstream_error_response(data)
 
     def _body(self, obj: str, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
         return {
@@ -269,7 +304,7 @@ async def _first_events(key: str) -> list[StreamEvent]:
     return events
 
 
-async def _chunks(completion: Completion, key: str, seen: list[StreamEvent]) -> AsyncIterator[bytes]:
+async def _chunks(surface: Surface, key: str, seen: list[StreamEvent]) -> AsyncIterator[bytes]:
     async def batches() -> AsyncIterator[list[StreamEvent]]:
         yield seen
         async for batch in hub.subscribe_batches(key, seen[-1].id):
@@ -277,11 +312,11 @@ async def _chunks(completion: Completion, key: str, seen: list[StreamEvent]) -> 
 
     finished = False
     try:
-        yield completion.opening()
+        yield surface.opening()
         # The events ready at once leave in one write: a busy server sends fewer, larger ones.
         async for batch in batches():
             finished = finished or batch[-1].terminal
-            yield b"".join(completion.encoded(item) for item in batch)
+            yield b"".join(surface.encoded(item) for item in batch)
     finally:
         if not finished:  # the client went away (Django cancels or closes this generator)
             _stop(key)
@@ -290,12 +325,15 @@ async def _chunks(completion: Completion, key: str, seen: list[StreamEvent]) -> 
 class PendingCompletion(HttpResponse):
     """What the DRF view hands the async view: a started turn, to wait for and answer."""
 
-    def __init__(self, call: CompletionCall, prepared: PreparedTurn, completion: Completion) -> None:
+    def __init__(
+        self, prepared: PreparedTurn, surface: Surface, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__()
-        self.call, self.prepared, self.completion = call, prepared, completion
+        self.prepared, self.surface = prepared, surface
+        self.extra_headers = headers or {}
 
     def headers_for_client(self) -> dict[str, str]:
-        headers = {}
+        headers = dict(self.extra_headers)
         if self.prepared.conversation_id:
             headers["X-Nexus-Conversation-Id"] = str(self.prepared.conversation_id)
         if self.prepared.dropped_params:
@@ -303,27 +341,26 @@ class PendingCompletion(HttpResponse):
         return headers
 
     async def answer(self) -> HttpResponseBase:
-        key = self.prepared.stream_key
+        key, surface = self.prepared.stream_key, self.surface
         try:
-            if not self.call.stream:
+            if not surface.stream:
                 events = [item async for item in hub.subscribe(key)]
             else:
                 events = await _first_events(key)
         except asyncio.CancelledError:
             _stop(key)
             raise
-        if not events or (not self.call.stream and not events[-1].terminal):
+        if not events or (not surface.stream and not events[-1].terminal):
             # The stream ended without its end (its buffer was lost): the reply did not finish.
             events = [*events, interrupted_event(len(events) + 1, None)]
         if events[-1].event == "error":
-            return _upstream_error_response(events[-1].data)  # nothing streamed yet: a plain error
-        if not self.call.stream:
-            return JsonResponse(self.completion.whole(events), headers=self.headers_for_client())
-        response = StreamingHttpResponse(
-            _chunks(self.completion, key, events), content_type="text/event-stream"
-        )
-        response["Cache-Control"] = "no-cache"
-        response["X-Accel-Buffering"] = "no"
+            response: HttpResponseBase = surface.error_response(events[-1].data)  # nothing streamed yet
+        elif not surface.stream:
+            response = JsonResponse(surface.whole(events))
+        else:
+            response = StreamingHttpResponse(_chunks(surface, key, events), content_type="text/event-stream")
+            response["Cache-Control"] = "no-cache"
+            response["X-Accel-Buffering"] = "no"
         for name, value in self.headers_for_client().items():
             response[name] = value
         return response
@@ -427,18 +464,28 @@ class ChatCompletionsView(GatewayView):
     )
     def post(self, request: Request) -> HttpResponseBase:
         call = parse_completion_request(request.data)
-        user = request.user
-        if not isinstance(user, User):
-            return JsonResponse(error_body(401, code="invalid_api_key"), status=401)
         save = request.headers.get(SAVE_HEADER, "").lower() in ("1", "true", "yes")
-        prepared = turn_prepare_gateway(
-            user=user,
-            api_key=request.auth if isinstance(request.auth, ApiKey) else None,
-            model=call.model,
-            request=call.request,
-            needs=call.needs,
-            save=save,
-        )
-        connection.close()  # the turn needs no connection; give this one back to the pool
-        async_to_sync(start_turn_async)(prepared)
-        return PendingCompletion(call, prepared, Completion(prepared, call))
+        prepared = gateway_turn_start(request, call, save=save)
+        return PendingCompletion(prepared, Completion(prepared, call))
+
+
+def gateway_turn_start(request: Request, call: CompletionCall, **options: Any) -> PreparedTurn:
+    """Prepares and starts the turn of a parsed gateway call, for the caller of `request`.
+
+    Every surface (Chat Completions, Responses, Messages) starts its turns here, so all
+    share authentication, maintenance mode, admission and the same run; `options` go to
+    turn_prepare_gateway (save, continuing a stored conversation)."""
+    user = request.user
+    if not isinstance(user, User):  # the authentication classes let no one else in
+        raise NotAuthenticated()
+    prepared = turn_prepare_gateway(
+        user=user,
+        api_key=request.auth if isinstance(request.auth, ApiKey) else None,
+        model=call.model,
+        request=call.request,
+        needs=call.needs,
+        **options,
+    )
+    connection.close()  # the turn needs no connection; give this one back to the pool
+    async_to_sync(start_turn_async)(prepared)
+    return prepared

@@ -64,6 +64,8 @@ class Conversation(models.Model):
 class MessageRole(models.TextChoices):
     USER = "user"
     ASSISTANT = "assistant"
+    # A function's output, answering one of the previous reply's tool calls (`tool_call_id`).
+    TOOL = "tool"
 
 
 class MessageStatus(models.TextChoices):
@@ -77,6 +79,11 @@ class Message(models.Model):
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     role = models.CharField(max_length=16, choices=MessageRole.choices)
     content = models.TextField(blank=True)
+    # A reasoning model's thinking, shown apart from the answer.
+    reasoning = models.TextField(blank=True)
+    # The functions a reply asked the caller to run: [{id, name, arguments}], OpenAI's order.
+    tool_calls = models.JSONField(default=list, blank=True)
+    tool_call_id = models.CharField(max_length=128, blank=True, help_text="The call a tool message answers.")
     status = models.CharField(max_length=16, choices=MessageStatus.choices, default=MessageStatus.COMPLETE)
     model = models.CharField(max_length=128, blank=True)
     input_tokens = models.PositiveIntegerField(default=0)

@@ -127,6 +127,8 @@ def outcome_save(entry: journal.Entry) -> None:
                 pk=entry["message_id"],
             ).update(
                 content=entry["text"],
+                reasoning=entry.get("reasoning", ""),
+                tool_calls=entry.get("tool_calls", []),
                 status=entry["status"],
                 model=entry["target"]["name"],
                 input_tokens=entry["input_tokens"],
@@ -144,6 +146,7 @@ def outcome_save(entry: journal.Entry) -> None:
             latency_ms=entry["latency_ms"],
             ttft_ms=entry["ttft_ms"],
             charged=entry.get("charged", not entry["cached"]),
+            kind=entry.get("kind", "chat"),
         )
         if entry["conversation_id"] is not None:
             Conversation.objects.filter(pk=entry["conversation_id"]).update(updated_at=timezone.now())

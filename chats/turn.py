@@ -53,6 +53,7 @@ from llm.types import (
     Route,
     Served,
     TextDelta,
+    ToolCall,
     ToolCallDelta,
     Usage,
 )
@@ -93,6 +94,8 @@ class PreparedTurn:
     created_conversation: bool = False
     # Parameters the model's provider kind cannot honour, left out of the request (OpenAI's names).
     dropped_params: tuple[str, ...] = ()
+    # The ledger's kind of call (billing.models.CallKind): "chat", or "title" for a title.
+    kind: str = "chat"
 
 
 @dataclass
@@ -102,6 +105,8 @@ class TurnOutcome:
     target: ModelTarget
     text: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
+    # The first choice's tool calls by index, put together from their deltas.
+    tool_calls: dict[int, dict[str, str]] = field(default_factory=dict)
     usage: Usage | None = None
     finish_reason: str = ""
     # With several choices (`n`), the finish reason of each.
@@ -172,16 +177,32 @@ def _context(
     budget = target.context_window - max_tokens - estimate_tokens(system)
     kept: list[ChatMessage] = []
     for message in newest_first:
-        cost = estimate_tokens(message.content) + 4
+        calls = tuple(
+            ToolCall(id=call["id"], name=call["name"], arguments=call["arguments"])
+            for call in message.tool_calls or ()
+        )
+        cost = estimate_tokens(message.content) + sum(estimate_tokens(call.arguments) for call in calls) + 4
         if budget - cost < 0 and kept:
             break
         budget -= cost
-        kept.append(ChatMessage(role=message.role, content=message.content))  # type: ignore[arg-type]
+        kept.append(
+            ChatMessage(
+                role=message.role,  # type: ignore[arg-type]
+                content=message.content,
+                tool_calls=calls,
+                tool_call_id=message.tool_call_id,
+            )
+        )
     if budget < 0:
         raise ApiError(
             "The message is too long for this model's context window.", code="context_length", param="message"
         )
-    return tuple(reversed(kept))
+    # A tool message names the function it answers (Gemini needs it): the call's name.
+    names = {call.id: call.name for message in kept for call in message.tool_calls}
+    return tuple(
+        replace(message, name=names.get(message.tool_call_id, "")) if message.role == "tool" else message
+        for message in reversed(kept)
+    )
 
 
 def _history_newest_first(
@@ -190,10 +211,12 @@ def _history_newest_first(
     """The conversation's finished messages with text, newest first, fetched as they are read."""
     if conversation is None:
         return iter(())
-    messages = conversation.messages.exclude(status=MessageStatus.STREAMING).exclude(content="")
+    messages = conversation.messages.exclude(status=MessageStatus.STREAMING)
+    messages = messages.exclude(content="", tool_calls=[])
     if up_to is not None:
         messages = messages.filter(pk__lte=up_to)
-    return messages.order_by("-id").only("id", "role", "content").iterator(chunk_size=64)
+    fields = ("id", "role", "content", "tool_calls", "tool_call_id")
+    return messages.order_by("-id").only(*fields).iterator(chunk_size=64)
 
 
 def _admit(*, user: User, api_key: ApiKey | None, target: ModelTarget, request: ChatRequest) -> Admission:
@@ -248,9 +271,18 @@ def turn_prepare_gateway(
             owner=user, title=title_from_message(first_user_text), model=model, system_prompt=request.system
         )
         Message.objects.bulk_create(
-            Message(conversation=conversation, role=message.role, content=message.text)
+            Message(
+                conversation=conversation,
+                role=message.role,
+                content=message.text,
+                tool_calls=[
+                    {"id": call.id, "name": call.name, "arguments": call.arguments}
+                    for call in message.tool_calls
+                ],
+                tool_call_id=message.tool_call_id,
+            )
             for message in request.messages
-            if message.role in MessageRole.values and message.text
+            if message.role in MessageRole.values and (message.text or message.tool_calls)
         )
         return conversation, True
 
@@ -522,6 +554,8 @@ async def run_turn(prepared: PreparedTurn) -> None:
                     outcome.reasoning.append(event.text)
                 hub.publish(key, "reasoning", _delta_data(event, content=event.text))
             elif isinstance(event, ToolCallDelta):
+                if event.choice == 0:
+                    _tool_call_add(outcome.tool_calls, event)
                 data = _delta_data(
                     event, index=event.index, id=event.id, name=event.name, arguments=event.arguments
                 )
@@ -563,6 +597,13 @@ async def _reserve_more(admission: Admission, target: ModelTarget) -> Admission 
     except Exception:
         logger.warning("Could not reserve more for %s; the reply ends here", admission.id, exc_info=True)
         return None
+
+
+def _tool_call_add(calls: dict[int, dict[str, str]], event: ToolCallDelta) -> None:
+    call = calls.setdefault(event.index, {"id": "", "name": "", "arguments": ""})
+    call["id"] = call["id"] or event.id or ""
+    call["name"] += event.name or ""
+    call["arguments"] += event.arguments or ""
 
 
 def _delta_data(event: TextDelta | ReasoningDelta | ToolCallDelta, **data: Any) -> dict[str, Any]:
@@ -669,6 +710,7 @@ def _journal_entry(
         "target": journal.target_dump(prepared.route.primary),
         "input_tokens": estimate_request_tokens(prepared.request),
         "started_at": time.time(),
+        "kind": prepared.kind,
     }
     if outcome is None or usage is None:
         return entry
@@ -678,6 +720,8 @@ def _journal_entry(
         "phase": journal.FINISHED,
         "target": journal.target_dump(outcome.target),
         "text": "".join(outcome.text),
+        "reasoning": "".join(outcome.reasoning),
+        "tool_calls": [outcome.tool_calls[index] for index in sorted(outcome.tool_calls)],
         "status": str(outcome.status),
         "error_code": outcome.error.code if outcome.error else "",
         "input_tokens": usage.input_tokens,

@@ -225,13 +225,13 @@ async def test_a_reply_whose_events_are_gone_is_a_502_not_a_500(stream):
     interrupted reply in OpenAI's shape, never an IndexError."""
     from types import SimpleNamespace
 
-    from chats.gateway import PendingCompletion
+    from chats.gateway import Completion, PendingCompletion
 
     call = parse_completion_request(body(stream=stream))
     prepared = SimpleNamespace(
         stream_key="gateway:nobody-wrote-this", conversation_id=None, dropped_params=()
     )
-    pending = PendingCompletion(call, prepared, completion=None)  # type: ignore[arg-type]
+    pending = PendingCompletion(prepared, Completion(prepared, call))  # type: ignore[arg-type]
     response: Any = await pending.answer()
     assert response.status_code == 502
     assert json.loads(response.content)["error"]["code"] == "interrupted"
