@@ -45,6 +45,10 @@ class Conversation(models.Model):
     pinned = models.BooleanField(default=False)
     archived = models.BooleanField(default=False)
     share_token = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
+    # The last message of the branch shown and continued; null: the newest message.
+    current_leaf = models.ForeignKey(
+        "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -75,8 +79,32 @@ class MessageStatus(models.TextChoices):
     STOPPED = "stopped"
 
 
+class ChatFile(models.Model):
+    """A file a user uploaded, to attach to messages; kept by Django's storage API."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_files")
+    file = models.FileField(upload_to="chat-files/%Y/%m/")
+    name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=128)
+    size = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        verbose_name = "file"
+        indexes = (models.Index(fields=("owner", "-created_at"), name="chats_file_owner_newest"),)
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Message(models.Model):
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # The message this one follows: regenerated replies and edits are siblings under it.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    attachments = models.ManyToManyField(ChatFile, blank=True, related_name="messages")
     role = models.CharField(max_length=16, choices=MessageRole.choices)
     content = models.TextField(blank=True)
     # A reasoning model's thinking, shown apart from the answer.
