@@ -25,6 +25,7 @@ from django.utils.functional import SimpleLazyObject, empty
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 from nexus.lib import metrics
+from nexus.lib.database_health import pool_saturated
 from nexus.lib.errors import error_body, error_response
 from nexus.lib.logging import request_id_var
 
@@ -171,6 +172,13 @@ class ErrorEnvelopeMiddleware(HybridMiddleware):
             return error_response(413)
         if isinstance(exception, BadRequest | SuspiciousOperation):
             return error_response(400, message=str(exception) or None)
+        if isinstance(exception, DatabaseOperationalError) and pool_saturated(exception):
+            # Every pooled connection was in use for DATABASE_POOL_TIMEOUT: the database is
+            # up and the server is full. The client should come back soon, not think it broken.
+            logger.warning("Database pool saturated on %s %s", request.method, request.path)
+            busy = error_response(503, code="busy", message="Nexus is busy right now. Try again in a moment.")
+            busy["Retry-After"] = "1"
+            return busy
         if isinstance(exception, DatabaseOperationalError | DatabaseInterfaceError):
             # PostgreSQL is down or restarting (the pool reconnects by itself): a dependency
             # is unavailable, which is a 503, not a bug of ours.

@@ -30,6 +30,7 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
+from psycopg_pool import PoolTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,15 @@ def breaker_for(wrapper: Any) -> DatabaseBreaker:
             )
             _breakers[wrapper.alias] = breaker
         return breaker
+
+
+def pool_saturated(exc: BaseException) -> bool:
+    """True when `exc` (or what Django wrapped) is the pool's timeout while PostgreSQL is up:
+    every connection was busy, which is load to shed with a `busy` 503, not an outage."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, PoolTimeout):
+        cause = cause.__cause__
+    return cause is not None and not any(breaker.down for breaker in _breakers.values())
 
 
 def _connect_once(wrapper: Any) -> None:
