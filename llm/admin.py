@@ -1,4 +1,5 @@
-"""The model catalog in the admin: providers (keys write-only, a connection test) and models."""
+"""The model catalog in the admin: providers (keys write-only, a connection test) and models,
+with their fallbacks and aliases."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from llm import crypto, selectors, services
-from llm.models import Model, ModelFallback, Provider
+from llm.models import Model, ModelAlias, ModelFallback, Provider
 from llm.types import CAPABILITIES, LLMError, ModelTarget
 
 # A connection test should answer quickly or say why not.
@@ -64,6 +65,8 @@ class ProviderForm(forms.ModelForm[Provider]):
 class ModelInline(admin.TabularInline[Model, Provider]):
     model = Model
     extra = 0
+    # What fits the provider's page on a laptop's screen; each model's own page (its Change
+    # link) has the rest.
     fields = (
         "name",
         "upstream_name",
@@ -71,8 +74,6 @@ class ModelInline(admin.TabularInline[Model, Provider]):
         "input_price_per_million",
         "output_price_per_million",
         "context_window",
-        "max_output_tokens",
-        "cache_enabled",
     )
     show_change_link = True
 
@@ -141,21 +142,52 @@ class ModelFallbackInline(admin.TabularInline[ModelFallback, Model]):
     verbose_name_plural = "Fallbacks, tried in order when this model fails before its first token"
 
 
+class ModelAliasInline(admin.TabularInline[ModelAlias, Model]):
+    model = ModelAlias
+    extra = 0
+    fields = ("name",)
+    verbose_name = "alias"
+    verbose_name_plural = (
+        "Aliases: other names clients may ask for this model by, such as an app's default gpt-4o-mini"
+    )
+
+
+@admin.register(ModelAlias)
+class ModelAliasAdmin(admin.ModelAdmin[ModelAlias]):
+    """Every alias on one page; each model's page edits its own."""
+
+    list_display = ("name", "model", "model_kind", "model_provider")
+    list_filter = ("model__kind", "model__provider")
+    list_select_related = ("model__provider",)
+    search_fields = ("name", "model__name")
+    autocomplete_fields = ("model",)
+    readonly_fields = ("created_at",)
+
+    @admin.display(description="kind", ordering="model__kind")
+    def model_kind(self, alias: ModelAlias) -> str:
+        return alias.model.get_kind_display()
+
+    @admin.display(description="provider", ordering="model__provider__name")
+    def model_provider(self, alias: ModelAlias) -> str:
+        return alias.model.provider.name
+
+
 @admin.register(Model)
 class ModelAdmin(admin.ModelAdmin[Model]):
+    # What fits a laptop's screen beside the filters; the upstream name is on the model's page.
     list_display = (
         "name",
+        "kind",
         "provider",
-        "upstream_name",
         "enabled",
         "input_price_per_million",
         "output_price_per_million",
         "context_window",
         "capability_list",
-        "cache_enabled",
     )
     list_filter = (
         "enabled",
+        "kind",
         "provider__kind",
         "provider",
         "supports_vision",
@@ -165,11 +197,11 @@ class ModelAdmin(admin.ModelAdmin[Model]):
         "drop_params",
     )
     list_select_related = ("provider",)
-    search_fields = ("name", "upstream_name", "display_name")
-    inlines = (ModelFallbackInline,)
+    search_fields = ("name", "upstream_name", "display_name", "aliases__name")
+    inlines = (ModelAliasInline, ModelFallbackInline)
     readonly_fields = ("created_at", "updated_at")
     fieldsets = (
-        (None, {"fields": ("name", "display_name", "provider", "upstream_name", "enabled")}),
+        (None, {"fields": ("name", "display_name", "kind", "provider", "upstream_name", "enabled")}),
         ("Prices, per million tokens", {"fields": ("input_price_per_million", "output_price_per_million")}),
         ("Limits", {"fields": ("context_window", "max_output_tokens")}),
         (

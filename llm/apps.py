@@ -11,5 +11,5 @@ class LlmConfig(AppConfig):
         from llm.selectors import routes  # needs the models, loaded by now
 
         routes.invalidate_on_change(
-            *(self.get_model(name) for name in ("Provider", "Model", "ModelFallback"))
+            *(self.get_model(name) for name in ("Provider", "Model", "ModelFallback", "ModelAlias"))
         )

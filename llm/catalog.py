@@ -2,8 +2,8 @@
 
 Prices are US dollars per million tokens, as the providers list them for standard
 (non-batch, uncached) use in November 2026; capabilities are what the provider documents
-for the model through its API. Operators change both in the admin, and seeding again never
-overwrites what they set.
+for the model through its API; embedding models have an input price only. Operators change
+both in the admin, and seeding again never overwrites what they set.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ class CatalogModel:
     input_price: Decimal
     output_price: Decimal
     capabilities: frozenset[Capability]
+    kind: str = "chat"
 
 
 ALL: frozenset[Capability] = frozenset(CAPABILITIES)
@@ -43,12 +44,22 @@ def _model(
     return CatalogModel(name, display, context, output, Decimal(price_in), Decimal(price_out), capabilities)
 
 
+def _embedding(name: str, display: str, context: int, price_in: str) -> CatalogModel:
+    """An embedding model: `context` is the most input tokens it embeds at once; it writes
+    no output, so it has no output price and no capabilities."""
+    return CatalogModel(
+        name, display, context, 0, Decimal(price_in), Decimal(0), NO_CAPABILITIES, kind="embedding"
+    )
+
+
 CATALOG: dict[str, tuple[CatalogModel, ...]] = {
     "openai": (
         _model("gpt-5.5", "GPT-5.5", 1_050_000, 128_000, "5.00", "30.00"),
         _model("gpt-5.4", "GPT-5.4", 1_050_000, 128_000, "2.50", "15.00"),
         _model("gpt-5.4-mini", "GPT-5.4 mini", 400_000, 128_000, "0.75", "4.50"),
         _model("gpt-5.4-nano", "GPT-5.4 nano", 400_000, 128_000, "0.20", "1.25"),
+        _embedding("text-embedding-3-small", "Text Embedding 3 Small", 8_191, "0.02"),
+        _embedding("text-embedding-3-large", "Text Embedding 3 Large", 8_191, "0.13"),
     ),
     "anthropic": (
         _model("claude-opus-5-5", "Claude Opus 5.5", 1_000_000, 128_000, "4.00", "20.00"),
@@ -61,6 +72,7 @@ CATALOG: dict[str, tuple[CatalogModel, ...]] = {
         # Its standard rate; Google charges half until the end of 2026.
         _model("gemini-3.8-flash", "Gemini 3.8 Flash", 1_048_576, 65_536, "1.50", "7.50"),
         _model("gemini-3.5-flash-lite", "Gemini 3.5 Flash-Lite", 1_048_576, 65_536, "0.30", "2.50"),
+        _embedding("gemini-embedding-001", "Gemini Embedding", 2_048, "0.15"),
     ),
     "deepseek": (
         # Peak-hour rates (cache misses); DeepSeek charges half off-peak.
@@ -71,8 +83,12 @@ CATALOG: dict[str, tuple[CatalogModel, ...]] = {
 
 # The demo provider streams canned text: it reads no images, calls no tools, writes no JSON.
 DEMO = _model("demo", "Demo (offline)", 8_192, 1_024, "0", "0", NO_CAPABILITIES)
+# ... and embeds offline: vectors made from the words' hashes, so that a bare checkout can embed.
+DEMO_EMBEDDING = _embedding("demo-embedding", "Demo embedding (offline)", 8_192, "0")
+DEMO_MODELS = (DEMO, DEMO_EMBEDDING)
 
 
 def find(name: str) -> CatalogModel | None:
-    """The catalog entry of an upstream model name, whichever provider lists it."""
-    return next((model for models in CATALOG.values() for model in models if model.name == name), None)
+    """The catalog entry of an upstream model name, whichever provider lists it (the demo's too)."""
+    listed = (model for models in (*CATALOG.values(), DEMO_MODELS) for model in models)
+    return next((model for model in listed if model.name == name), None)

@@ -1,9 +1,11 @@
-"""The model catalog: providers (where and how to call) and models (what clients ask for)."""
+"""The model catalog: providers (where and how to call), models (what clients ask for) and
+aliases (other names clients ask for, each meaning one model)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, URLValidator
 from django.db import models
 from django.db.models import JSONField
@@ -28,6 +30,23 @@ class ProviderKind(models.TextChoices):
     DEEPSEEK = "deepseek", "DeepSeek"
     OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible (Ollama, vLLM, OpenRouter, ...)"
     DEMO = "demo", "Demo (offline)"
+
+
+# The provider kinds with an embeddings API; Anthropic and DeepSeek have none.
+EMBEDDING_PROVIDER_KINDS = frozenset(
+    {
+        ProviderKind.OPENAI,
+        ProviderKind.AZURE_OPENAI,
+        ProviderKind.GEMINI,
+        ProviderKind.OPENAI_COMPATIBLE,
+        ProviderKind.DEMO,
+    }
+)
+
+
+class ModelKind(models.TextChoices):
+    CHAT = "chat", "Chat"
+    EMBEDDING = "embedding", "Embedding"
 
 
 class Provider(models.Model):
@@ -61,6 +80,17 @@ class Provider(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        if (
+            self.pk is not None
+            and self.kind not in EMBEDDING_PROVIDER_KINDS
+            and self.models.filter(kind=ModelKind.EMBEDDING).exists()
+        ):
+            label = ProviderKind(self.kind).label
+            raise ValidationError(
+                {"kind": f"{label} has no embeddings API, and this provider serves embedding models."}
+            )
+
 
 class Model(models.Model):
     """A model as clients name it (`name`, the public id), and where it is served."""
@@ -69,6 +99,15 @@ class Model(models.Model):
     name = models.CharField(max_length=128, unique=True, help_text="The id clients send.")
     upstream_name = models.CharField(
         max_length=128, help_text="The provider's model name (the deployment for Azure)."
+    )
+    kind = models.CharField(
+        max_length=16,
+        choices=ModelKind.choices,
+        default=ModelKind.CHAT,
+        help_text=(
+            "Chat: called on the chat surfaces. Embedding: turns text into vectors, called on "
+            "/v1/embeddings only, and charged for its input tokens only."
+        ),
     )
     display_name = models.CharField(max_length=128, blank=True)
     context_window = models.PositiveIntegerField(default=8192)
@@ -139,10 +178,30 @@ class Model(models.Model):
                 condition=models.Q(input_price_per_million__gte=0, output_price_per_million__gte=0),
                 name="llm_model_prices_not_negative",
             ),
+            models.CheckConstraint(
+                condition=~models.Q(kind="embedding") | models.Q(output_price_per_million=0),
+                name="llm_embedding_model_no_output_price",
+            ),
         )
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.kind == ModelKind.EMBEDDING:
+            provider = Provider.objects.filter(pk=self.provider_id).first() if self.provider_id else None
+            if provider is not None and provider.kind not in EMBEDDING_PROVIDER_KINDS:
+                label = ProviderKind(provider.kind).label
+                errors["kind"] = f"{label} has no embeddings API: put embedding models on another provider."
+            if self.output_price_per_million:
+                errors["output_price_per_million"] = (
+                    "An embedding model writes no output tokens: its output price must be 0."
+                )
+        if self.name and ModelAlias.objects.filter(name=self.name).exists():
+            errors["name"] = f"{self.name!r} is already an alias of a model: use another name."
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -167,3 +226,31 @@ class ModelFallback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_id} -> {self.fallback_id} (#{self.position})"
+
+    def clean(self) -> None:
+        model = Model.objects.filter(pk=self.model_id).first() if self.model_id else None
+        fallback = Model.objects.filter(pk=self.fallback_id).first() if self.fallback_id else None
+        if model is not None and fallback is not None and model.kind != fallback.kind:
+            message = f"{fallback.name} is a {fallback.kind} model, and {model.name} a {model.kind} one."
+            raise ValidationError({"fallback": message})
+
+
+class ModelAlias(models.Model):
+    """Another name for a model: a client asking for `name` (an app's built-in default, such
+    as gpt-4o-mini) is served by `model`, as if it had asked for that model."""
+
+    name = models.CharField(max_length=128, unique=True, help_text="The name clients send.")
+    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="aliases")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ("name",)
+        verbose_name_plural = "model aliases"
+
+    def __str__(self) -> str:
+        return f"{self.name} -> {self.model_id}"
+
+    def clean(self) -> None:
+        # A name is a model's or an alias's, never both: which would a client get?
+        if self.name and Model.objects.filter(name=self.name).exists():
+            raise ValidationError({"name": f"{self.name!r} is the name of a model: an alias needs its own."})

@@ -10,8 +10,10 @@ The credentials are the variables the official SDKs read themselves:
     OPENAI_COMPATIBLE_BASE_URL (+ OPENAI_COMPATIBLE_API_KEY, OPENAI_COMPATIBLE_MODELS)
 
 AZURE_OPENAI_DEPLOYMENTS and OPENAI_COMPATIBLE_MODELS are comma-separated lists; an Azure
-deployment may name its model (`chat=gpt-5.4`) to take that model's limits, prices and
-capabilities. Models the catalog does not know get the Model fields' defaults.
+deployment may name its model (`chat=gpt-5.4`, `embed=text-embedding-3-small`) to take that
+model's kind, limits, prices and capabilities. Models the catalog does not know get the
+Model fields' defaults. OpenAI and Gemini come with their embedding models beside the chat
+ones, and the demo provider with an offline embedding model.
 Seeding only creates what is missing: a provider or model that exists, under its name, is
 left exactly as an operator set it.
 """
@@ -55,6 +57,7 @@ def _from_catalog(
     return {
         "name": name or entry.name,
         "upstream_name": upstream or entry.name,
+        "kind": entry.kind,
         "display_name": entry.display_name,
         "context_window": entry.context_window,
         "max_output_tokens": entry.max_output_tokens,
@@ -102,7 +105,8 @@ def planned_providers() -> list[PlannedProvider]:
         )
 
     if settings.SEED_DEMO_PROVIDER:
-        planned.append(PlannedProvider("demo", "demo", models=[_from_catalog(catalog.DEMO)]))
+        models = [_from_catalog(entry) for entry in catalog.DEMO_MODELS]
+        planned.append(PlannedProvider("demo", "demo", models=models))
     return planned
 
 

@@ -7,7 +7,7 @@ import logging
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from llm import crypto
-from llm.models import Model, ModelFallback, Provider
+from llm.models import Model, ModelAlias, ModelFallback, Provider
 from llm.types import ModelTarget, ProviderConfig, Route, UnknownModel
 from nexus.lib.process_cache import ProcessCache
 
@@ -54,6 +54,7 @@ def model_target(model: Model) -> ModelTarget:
         cache_enabled=model.cache_enabled,
         capabilities=model.capabilities,
         drop_params=model.drop_params,
+        kind=model.kind,
     )
 
 
@@ -62,15 +63,30 @@ def _usable(model: Model) -> bool:
 
 
 def route_get(*, name: str) -> Route:
-    """The model clients call `name` and its enabled fallbacks, in order.
+    """The model clients call `name` (or that `name` is an alias of) and its enabled
+    fallbacks, in order.
 
-    From this process's memory while the catalog is unchanged, else in one query. Raises
-    UnknownModel when the model does not exist, or it or its provider is disabled.
+    From this process's memory while the catalog is unchanged, else in one query (two for an
+    alias). Raises UnknownModel when the model does not exist, or it or its provider is
+    disabled.
     """
     return routes.get(name, lambda: _route_load(name))
 
 
 def _route_load(name: str) -> Route:
+    try:
+        return _model_route_load(name)
+    except UnknownModel:
+        aliased = ModelAlias.objects.filter(name=name).values_list("model__name", flat=True).first()
+        if aliased is None:
+            raise
+    try:
+        return _model_route_load(aliased)
+    except UnknownModel:
+        raise UnknownModel(name) from None
+
+
+def _model_route_load(name: str) -> Route:
     entries = ModelFallback.objects.filter(model__name=name, fallback=OuterRef("pk")).order_by()
     rows = list(
         Model.objects.select_related("provider")
@@ -85,7 +101,8 @@ def _route_load(name: str) -> Route:
     if primary is None or not _usable(primary):
         raise UnknownModel(name)
     fallbacks = sorted(
-        (row for row in rows if row.name != name and _usable(row)),
+        # A fallback of another kind could not take the request (the admin refuses one, too).
+        (row for row in rows if row.name != name and _usable(row) and row.kind == primary.kind),
         key=lambda row: (row.fallback_position, row.fallback_entry),
     )
     return Route(primary=model_target(primary), fallbacks=tuple(model_target(row) for row in fallbacks))
@@ -100,3 +117,20 @@ def models_enabled() -> QuerySet[Model]:
     return (
         Model.objects.filter(enabled=True, provider__enabled=True).select_related("provider").order_by("name")
     )
+
+
+def aliases_enabled() -> list[ModelAlias]:
+    """The aliases of the models clients may call, by name, each with its model and provider."""
+    return list(
+        ModelAlias.objects.filter(model__enabled=True, model__provider__enabled=True)
+        .select_related("model__provider")
+        .order_by("name")
+    )
+
+
+def model_enabled_get(*, name: str) -> Model | None:
+    """The enabled model clients call `name`, itself or through an alias; None if there is none."""
+    model = models_enabled().filter(name=name).first()
+    if model is None:
+        model = models_enabled().filter(aliases__name=name).first()
+    return model

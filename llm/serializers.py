@@ -47,6 +47,7 @@ class ModelPublicOutput(serializers.Serializer):
     """A model as clients see it: its public id, who serves it, its limits, prices and capabilities."""
 
     id = serializers.CharField(source="name")
+    kind = serializers.CharField(help_text="chat, or embedding: called on /v1/embeddings only.")
     provider = serializers.CharField(source="provider.name")
     context_window = serializers.IntegerField()
     max_output_tokens = serializers.IntegerField()
@@ -142,6 +143,7 @@ class ProviderInput(serializers.ModelSerializer):
 
 class ModelOutput(serializers.ModelSerializer):
     fallbacks = serializers.SerializerMethodField(help_text="Names of the fallback models, in order.")
+    aliases = serializers.SerializerMethodField(help_text="Other names clients may call it by.")
     capabilities = CapabilityList(help_text="The supports_* flags that are on, by name.")
 
     class Meta:
@@ -149,6 +151,7 @@ class ModelOutput(serializers.ModelSerializer):
         fields = (
             "id",
             "name",
+            "kind",
             "provider",
             "upstream_name",
             "display_name",
@@ -166,6 +169,7 @@ class ModelOutput(serializers.ModelSerializer):
             "supports_reasoning",
             "drop_params",
             "fallbacks",
+            "aliases",
             "created_at",
             "updated_at",
         )
@@ -173,6 +177,9 @@ class ModelOutput(serializers.ModelSerializer):
 
     def get_fallbacks(self, model: Model) -> list[str]:
         return [entry.fallback.name for entry in model.fallback_entries.all()]
+
+    def get_aliases(self, model: Model) -> list[str]:
+        return sorted(alias.name for alias in model.aliases.all())
 
 
 class ModelInput(serializers.ModelSerializer):
@@ -191,11 +198,18 @@ class ModelInput(serializers.ModelSerializer):
         max_length=10,
         help_text="Names of other models to try, in order, when this one fails before its first token.",
     )
+    aliases = serializers.ListField(
+        child=serializers.CharField(max_length=128),
+        required=False,
+        max_length=20,
+        help_text="Other names clients may call it by (replaces the list); none may be a model's name.",
+    )
 
     class Meta:
         model = Model
         fields = (
             "name",
+            "kind",
             "provider",
             "upstream_name",
             "display_name",
@@ -212,6 +226,7 @@ class ModelInput(serializers.ModelSerializer):
             "supports_reasoning",
             "drop_params",
             "fallbacks",
+            "aliases",
         )
 
     def validate_default_params(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,11 @@
-"""Writes and the streaming call of the llm app.
+"""Writes and the calls of the llm app.
 
 `stream_chat(route, request)` is the one way to ask a model for a reply: it tries the
 route's targets in order, retrying each with backoff, enforces the provider's timeouts,
 serves identical temperature-0 requests from the cache, and yields the events of
-llm.types. It touches no database: everything it needs comes in the Route.
+llm.types. `embed(route, request)` asks an embedding model for vectors through the same
+retries, fallbacks and timeouts. Neither touches the database: everything they need comes
+in the Route.
 """
 
 from __future__ import annotations
@@ -26,13 +28,15 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from llm import crypto
-from llm.models import Model, ModelFallback, Provider
-from llm.providers import adapter_for
-from llm.providers.base import AdapterEvent, Params, timeout_error
+from llm.models import Model, ModelAlias, ModelFallback, Provider
+from llm.providers import adapter_for, embedder_for
+from llm.providers.base import AdapterEvent, Embedded, Params, timeout_error
 from llm.tokens import estimate_request_tokens, estimate_tokens
 from llm.types import (
     ChatMessage,
     ChatRequest,
+    EmbeddingRequest,
+    EmbeddingResult,
     Finish,
     LLMError,
     ModelTarget,
@@ -85,16 +89,7 @@ async def stream_chat(route: Route, request: ChatRequest) -> AsyncGenerator[Stre
                     first = await anext(events, None)
                 except LLMError as error:
                     last_error = error
-                    delay = _retry_delay(error, retry, target)
-                    logger.warning(
-                        "llm: %s via %s failed (attempt %d, %s): %s%s",
-                        target.name,
-                        target.provider.name,
-                        attempts,
-                        error.code,
-                        error.detail or error.message,
-                        f"; retrying in {delay:.2f}s" if delay is not None else "",
-                    )
+                    delay = _failed(error, target=target, retry=retry, attempts=attempts)
                     if delay is None:
                         break
                     await asyncio.sleep(delay)
@@ -109,6 +104,61 @@ async def stream_chat(route: Route, request: ChatRequest) -> AsyncGenerator[Stre
             raise last_error
     assert last_error is not None  # noqa: S101 - a route always has a target
     raise last_error
+
+
+async def embed(route: Route, request: EmbeddingRequest) -> EmbeddingResult:
+    """Embed the request's inputs with the route's model, or a fallback; raises LLMError.
+
+    The same router as stream_chat's: each target is retried with backoff (connection
+    errors, 429, 5xx), then the fallbacks are tried in order, and a request the provider
+    refused as bad goes to no fallback. The reply must come within the provider's first-token
+    timeout (and its total one): it is the whole answer. Input tokens are the provider's
+    count, or an estimate when it gives none. Touches no database.
+    """
+    attempts = 0
+    last_error: LLMError | None = None
+    for target in route.targets:
+        for retry in range(target.provider.max_retries + 1):
+            attempts += 1
+            try:
+                result = await _embed_timed(target, request)
+            except LLMError as error:
+                last_error = error
+                delay = _failed(error, target=target, retry=retry, attempts=attempts)
+                if delay is None:
+                    break
+                await asyncio.sleep(delay)
+                continue
+            tokens = result.input_tokens
+            return EmbeddingResult(
+                vectors=result.vectors,
+                input_tokens=tokens if tokens is not None else estimate_embedding_tokens(request),
+                target=target,
+                estimated=tokens is None,
+                attempts=attempts,
+            )
+        if last_error is not None and not _falls_back(last_error):
+            raise last_error
+    assert last_error is not None  # noqa: S101 - a route always has a target
+    raise last_error
+
+
+async def _embed_timed(target: ModelTarget, request: EmbeddingRequest) -> Embedded:
+    provider = target.provider
+    limit = min(provider.first_token_timeout, provider.total_timeout)
+    try:
+        async with asyncio.timeout(limit) as scope:
+            return await embedder_for(provider.kind)(target, request)
+    except TimeoutError:
+        if scope.expired():
+            # As a stream's first token: not retried on this provider, fallbacks still run.
+            raise timeout_error(target, f"no reply within {limit:g}s", retryable=False) from None
+        raise
+
+
+def estimate_embedding_tokens(request: EmbeddingRequest) -> int:
+    """The input tokens of an embedding request, estimated: a token array counts what it holds."""
+    return sum(estimate_tokens(item) if isinstance(item, str) else len(item) for item in request.inputs)
 
 
 async def _relay(
@@ -203,6 +253,21 @@ async def _timed(
                 raise
             started = started or isinstance(event, TextDelta | ReasoningDelta | ToolCallDelta)
             yield event
+
+
+def _failed(error: LLMError, *, target: ModelTarget, retry: int, attempts: int) -> float | None:
+    """Logs a failed attempt; how long to wait before trying `target` again, or None to move on."""
+    delay = _retry_delay(error, retry, target)
+    logger.warning(
+        "llm: %s via %s failed (attempt %d, %s): %s%s",
+        target.name,
+        target.provider.name,
+        attempts,
+        error.code,
+        error.detail or error.message,
+        f"; retrying in {delay:.2f}s" if delay is not None else "",
+    )
+    return delay
 
 
 def _retry_delay(error: LLMError, retry: int, target: ModelTarget) -> float | None:
@@ -322,7 +387,7 @@ def provider_update(*, provider: Provider, api_key: str | None = None, **fields:
     return provider
 
 
-def _validate(instance: Provider | Model) -> None:
+def _validate(instance: Provider | Model | ModelAlias) -> None:
     """The model's own validation (prices, URLs, choices, uniqueness) as a 400 with fields."""
     try:
         instance.full_clean()
@@ -339,26 +404,61 @@ def provider_delete(*, provider: Provider) -> None:
 
 @transaction.atomic
 def model_create(
-    *, name: str, provider: Provider, fallbacks: list[str] | None = None, **fields: Any
+    *,
+    name: str,
+    provider: Provider,
+    fallbacks: list[str] | None = None,
+    aliases: list[str] | None = None,
+    **fields: Any,
 ) -> Model:
     model = Model(name=name, provider=provider, **fields)
     _validate(model)
     model.save()
     if fallbacks:
         model_set_fallbacks(model=model, names=fallbacks)
+    if aliases:
+        model_set_aliases(model=model, names=aliases)
     return model
 
 
 @transaction.atomic
-def model_update(*, model: Model, fallbacks: list[str] | None = None, **fields: Any) -> Model:
-    """Change a model; `fallbacks`, when given, replaces the whole ordered list."""
+def model_update(
+    *, model: Model, fallbacks: list[str] | None = None, aliases: list[str] | None = None, **fields: Any
+) -> Model:
+    """Change a model; `fallbacks` and `aliases`, when given, replace the whole list."""
     for name, value in fields.items():
         setattr(model, name, value)
     _validate(model)
     model.save()
     if fallbacks is not None:
         model_set_fallbacks(model=model, names=fallbacks)
+    if aliases is not None:
+        model_set_aliases(model=model, names=aliases)
     return model
+
+
+@transaction.atomic
+def model_alias_create(*, name: str, model: Model) -> ModelAlias:
+    """Another name clients may call `model` by; 400 when a model or another alias has it."""
+    alias = ModelAlias(name=name, model=model)
+    _validate(alias)
+    alias.save()
+    return alias
+
+
+@transaction.atomic
+def model_set_aliases(*, model: Model, names: list[str]) -> None:
+    """Make `names` the model's aliases (the others it had are removed)."""
+    model.aliases.exclude(name__in=names).delete()
+    kept = set(model.aliases.values_list("name", flat=True))
+    for name in dict.fromkeys(names):
+        if name not in kept:
+            try:
+                model_alias_create(name=name, model=model)
+            except ApiError as error:
+                raise ApiError(
+                    error.message, code="invalid", param="aliases", fields={"aliases": [error.message]}
+                ) from None
 
 
 def model_delete(*, model: Model) -> None:
@@ -373,6 +473,11 @@ def model_set_fallbacks(*, model: Model, names: list[str]) -> None:
     if missing:
         message = f"No such models: {', '.join(missing)}."
         raise ApiError(message, code="invalid", param="fallbacks", fields={"fallbacks": [message]})
+    # A fallback takes the same requests: an embedding model's fallbacks embed too.
+    other_kind = [name for name in names if by_name[name].kind != model.kind]
+    if other_kind:
+        message = f"Not {model.kind} models, as {model.name} is: {', '.join(other_kind)}."
+        raise ApiError(message, code="invalid", param="fallbacks", fields={"fallbacks": [message]})
     ModelFallback.objects.filter(model=model).delete()
     ModelFallback.objects.bulk_create(
         ModelFallback(model=model, fallback=by_name[name], position=position)
@@ -381,9 +486,13 @@ def model_set_fallbacks(*, model: Model, names: list[str]) -> None:
 
 
 async def provider_test_connection(*, target: ModelTarget) -> float:
-    """Ask `target` for a one-token reply; the seconds it took, or LLMError."""
+    """Ask `target` for a one-token reply (an embedding model: for one vector); the seconds it
+    took, or LLMError."""
     loop = asyncio.get_running_loop()
     started = loop.time()
+    if target.kind == "embedding":
+        await embed(Route(primary=target), EmbeddingRequest(inputs=("OK",)))
+        return loop.time() - started
     request = ChatRequest(messages=(ChatMessage(role="user", content="Say OK."),), max_tokens=1)
     async with contextlib.aclosing(stream_chat(Route(primary=target), request)) as events:
         async for _event in events:

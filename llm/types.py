@@ -4,6 +4,8 @@ A caller resolves a model name to a `Route` (llm.selectors.route_get, which read
 database once), builds a `ChatRequest`, and iterates llm.services.stream_chat(route, request):
 an async stream of `Served`; then `TextDelta`, `ReasoningDelta` and `ToolCallDelta` as they
 come; then one `Usage` and a `Finish` per choice, that needs no database connection.
+An embedding model's route takes an `EmbeddingRequest` instead, through
+llm.services.embed(route, request), which answers one `EmbeddingResult`.
 Provider failures raise `LLMError` with a code; nothing else escapes.
 """
 
@@ -206,6 +208,8 @@ class ModelTarget:
     capabilities: frozenset[Capability] = frozenset(CAPABILITIES)
     # A parameter its provider kind cannot honour: dropped (and named to the client) or refused.
     drop_params: bool = True
+    # "chat" or "embedding" (llm.models.ModelKind): a model is called on its kind's surfaces only.
+    kind: str = "chat"
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +222,38 @@ class Route:
     @property
     def targets(self) -> tuple[ModelTarget, ...]:
         return (self.primary, *self.fallbacks)
+
+
+# --- Embeddings ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingRequest:
+    """Texts to embed, or inputs already tokenized (OpenAI's token arrays), one vector each.
+
+    `dimensions` asks for shorter vectors where the model can give them; `user` is the end
+    user's id, passed on where the provider takes one.
+    """
+
+    inputs: tuple[str | tuple[int, ...], ...]
+    dimensions: int | None = None
+    user: str = ""
+
+    @property
+    def tokenized(self) -> bool:
+        return any(not isinstance(item, str) for item in self.inputs)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingResult:
+    """The vectors, in the inputs' order; the input tokens (the provider's count unless
+    `estimated`); the model that answered (a fallback, maybe) and after how many attempts."""
+
+    vectors: tuple[tuple[float, ...], ...]
+    input_tokens: int
+    target: ModelTarget
+    estimated: bool = False
+    attempts: int = 1
 
 
 # --- Stream events ---------------------------------------------------------------------

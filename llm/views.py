@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from llm import selectors, services
-from llm.models import Model, ModelFallback, Provider
+from llm.models import Model, ModelAlias, ModelFallback, Provider
 from llm.serializers import (
     ModelInput,
     ModelListOutput,
@@ -44,7 +44,9 @@ class CatalogPermissions(DjangoModelPermissions):
 
 def _models_with_fallbacks() -> QuerySet[Model]:
     entries = ModelFallback.objects.select_related("fallback").order_by("position", "id")
-    return Model.objects.select_related("provider").prefetch_related(Prefetch("fallback_entries", entries))
+    return Model.objects.select_related("provider").prefetch_related(
+        Prefetch("fallback_entries", entries), Prefetch("aliases", ModelAlias.objects.order_by("name"))
+    )
 
 
 class ModelListView(GenericAPIView[Model]):

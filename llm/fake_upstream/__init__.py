@@ -11,6 +11,9 @@ as they talk to the real services, streaming or not:
     POST /v1/messages                                          Anthropic
     POST /v1beta/models/{model}:generateContent                Gemini
     POST /v1beta/models/{model}:streamGenerateContent?alt=sse  Gemini, streaming
+    POST .../embeddings                                        OpenAI embeddings (float, base64)
+    POST /openai/deployments/{deployment}/embeddings           Azure OpenAI embeddings
+    POST /v1beta/models/{model}:embedContent, :batchEmbedContents   Gemini embeddings
 
 Knobs shape the next replies: `POST /_control` with a JSON object of knobs (see `Knobs`),
 or per request with `x-fake-<knob>` headers (`x-fake-error-status: 503`), handy as a

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from llm.fake_upstream import embeddings_wire
 from llm.fake_upstream.anthropic_wire import AnthropicProtocol
 from llm.fake_upstream.gemini_wire import GeminiProtocol
 from llm.fake_upstream.openai_wire import OpenAIProtocol
@@ -320,6 +321,10 @@ class FakeUpstream:
                 await exchange.send(200, {"status": "ok"})
             elif exchange.method == "POST" and path.endswith("/chat/completions"):
                 await self.answer(exchange, OpenAIProtocol(exchange))
+            elif exchange.method == "POST" and path.endswith("/embeddings"):
+                await self.answer_embeddings(exchange, embeddings_wire.OpenAIEmbeddings(exchange))
+            elif exchange.method == "POST" and re.search(r"/models/[^/]+:(batchE|e)mbedContents?$", path):
+                await self.answer_embeddings(exchange, embeddings_wire.GeminiEmbeddings(exchange))
             elif exchange.method == "POST" and path.endswith("/v1/messages"):
                 await self.answer(exchange, AnthropicProtocol(exchange))
             elif exchange.method == "POST" and re.search(r"/models/[^/]+:(stream)?[gG]enerateContent$", path):
@@ -331,7 +336,8 @@ class FakeUpstream:
 
     # --- one model call ---
 
-    async def answer(self, exchange: Exchange, protocol: Protocol) -> None:
+    def _received(self, exchange: Exchange, protocol: Protocol) -> tuple[Knobs, dict[str, Any]]:
+        """The knobs for this request (with its x-fake- headers), and its body, recorded."""
         overrides = {
             name[len("x-fake-") :].replace("-", "_"): value
             for name, value in exchange.headers.items()
@@ -360,11 +366,14 @@ class FakeUpstream:
             cut=False,
         )
         self.records.append(record)
+        return knobs, body
 
+    async def _refused(self, protocol: Protocol, knobs: Knobs, record: dict[str, Any]) -> bool:
+        """Answers with an error if the knobs say so (a wrong key, an error status); True if it did."""
         key = protocol.api_key()
         if knobs.api_key is not None and key != knobs.api_key:
             await protocol.send_error(*protocol.bad_key(key))
-            return
+            return True
         if knobs.error_status is not None:
             self.failures[record["model"]] += 1
             if knobs.fail_times is None or self.failures[record["model"]] <= knobs.fail_times:
@@ -375,7 +384,32 @@ class FakeUpstream:
                     else _error_sentence(knobs.error_status)
                 )
                 await protocol.send_error(knobs.error_status, message, extra)
-                return
+                return True
+        return False
+
+    async def answer_embeddings(
+        self, exchange: Exchange, protocol: embeddings_wire.EmbeddingProtocol
+    ) -> None:
+        """One embeddings call: the knobs' errors and delay (first_token_delay), then the vectors."""
+        knobs, body = self._received(exchange, protocol)
+        record = exchange.record
+        if await self._refused(protocol, knobs, record):
+            return
+        protocol.knobs = knobs
+        inputs = protocol.inputs(body)
+        dimensions = protocol.dimensions(body) or embeddings_wire.usual_dimensions(record["model"])
+        vectors = [embeddings_wire.vector(item, dimensions) for item in inputs]
+        usage = None if knobs.omit_usage else sum(embeddings_wire.tokens(item) for item in inputs)
+        record["usage"] = None if usage is None else {"input_tokens": usage, "output_tokens": 0}
+        if not await exchange.pause(knobs.first_token_delay):
+            return
+        await exchange.send(200, protocol.reply(body, vectors, usage))
+
+    async def answer(self, exchange: Exchange, protocol: Protocol) -> None:
+        knobs, body = self._received(exchange, protocol)
+        record = exchange.record
+        if await self._refused(protocol, knobs, record):
+            return
 
         protocol.knobs = knobs
         tokens = knobs.reply_tokens()

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import importlib
 
-from llm.providers.base import StreamFunction
+from llm.providers.base import EmbedFunction, StreamFunction
+from llm.types import LLMError
 
 # Provider kind -> the module of its wire protocol.
 PROTOCOLS = {
@@ -28,3 +29,21 @@ def adapter_for(kind: str) -> StreamFunction:
         raise ValueError(f"No adapter speaks the provider kind {kind!r}.") from None
     stream: StreamFunction = importlib.import_module(f"llm.providers.{module}").stream
     return stream
+
+
+# The kinds whose protocol embeds (llm.models.EMBEDDING_PROVIDER_KINDS), and those of them that
+# embed OpenAI's token arrays as well as text.
+EMBEDDING_PROTOCOLS = {
+    kind: module for kind, module in PROTOCOLS.items() if kind not in ("anthropic", "deepseek")
+}
+TOKEN_ARRAY_KINDS = frozenset({"openai", "azure_openai", "openai_compatible", "demo"})
+
+
+def embedder_for(kind: str) -> EmbedFunction:
+    try:
+        module = EMBEDDING_PROTOCOLS[kind]
+    except KeyError:
+        # The catalog refuses an embedding model on such a provider; this is the last guard.
+        raise LLMError("upstream_bad_request", f"The provider kind {kind!r} has no embeddings API.") from None
+    embed: EmbedFunction = importlib.import_module(f"llm.providers.{module}").embed
+    return embed

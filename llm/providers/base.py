@@ -5,6 +5,9 @@ stream and yields TextDelta, ReasoningDelta and ToolCallDelta as they come, then
 Usage, then a Finish per choice (one, unless the request asked for `n`). It raises LLMError
 for every failure, never an SDK exception, and closes its HTTP client (and so the
 connection) however it ends: exhausted, failed, closed early or cancelled.
+
+A protocol with an embeddings API has `embed(target, request)` too: one call that answers
+`Embedded`, a vector per input in their order, and raises LLMError just the same.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import re
 import ssl
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Callable, Hashable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -23,6 +26,7 @@ import httpx
 
 from llm.types import (
     ChatRequest,
+    EmbeddingRequest,
     Finish,
     LLMError,
     ModelTarget,
@@ -90,6 +94,34 @@ class StreamFunction(Protocol):
     def __call__(
         self, target: ModelTarget, request: ChatRequest, params: Params
     ) -> AsyncGenerator[AdapterEvent, None]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Embedded:
+    """What an adapter's `embed` answers: a vector per input, in the inputs' order, and the
+    input tokens the provider counted (None when it did not say)."""
+
+    vectors: tuple[tuple[float, ...], ...]
+    input_tokens: int | None = None
+
+
+class EmbedFunction(Protocol):
+    def __call__(self, target: ModelTarget, request: EmbeddingRequest) -> Awaitable[Embedded]: ...
+
+
+def embedded(target: ModelTarget, request: EmbeddingRequest, vectors: Sequence[Sequence[float]]) -> Embedded:
+    """The vectors a provider sent, once they are what was asked: one per input, all the same
+    length (a server that only claims to be compatible may send fewer, or none)."""
+    lengths = {len(vector) for vector in vectors}
+    if len(vectors) != len(request.inputs) or len(lengths) != 1 or 0 in lengths:
+        raise LLMError(
+            "upstream_unavailable",
+            f"The provider of {target.name} sent embeddings this server cannot read.",
+            detail=f"{target.provider.name} ({target.upstream_name}) sent {len(vectors)} vectors "
+            f"of lengths {sorted(lengths)} for {len(request.inputs)} inputs",
+            retryable=True,
+        )
+    return Embedded(vectors=tuple(tuple(vector) for vector in vectors))
 
 
 _MAX_CLIENTS_PER_LOOP = 64

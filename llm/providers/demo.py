@@ -2,19 +2,24 @@
 
 It lets Nexus run end to end with nothing configured. The pause between tokens is
 settings.LLM_DEMO_TOKEN_DELAY, or the model's `token_delay` default parameter.
+
+It embeds offline too: each word (or token id) of an input adds ±1 at a few positions chosen
+by its hash, and the vector is scaled to length 1. Texts that share words get similar
+vectors, so a retrieval demo finds something; the same input always gets the same vector.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import re
 from collections.abc import AsyncGenerator
 
 from django.conf import settings
 
-from llm.providers.base import AdapterEvent, Params
-from llm.types import ChatRequest, Finish, ModelTarget, TextDelta
+from llm.providers.base import AdapterEvent, Embedded, Params
+from llm.types import ChatRequest, EmbeddingRequest, Finish, ModelTarget, TextDelta
 
 _REPLIES = (
     "Hello! I am the **demo model** of Nexus. I run inside the server, with no provider and no "
@@ -66,3 +71,34 @@ async def stream(
         yield TextDelta(piece)
     # No usage: the demo has no tokenizer of its own, so the service's estimate stands in.
     yield Finish("stop")
+
+
+# The demo's vectors are this long unless the request asks for `dimensions`.
+EMBEDDING_DIMENSIONS = 256
+# Positions each word touches: more than one, so that two words rarely cancel out.
+_POSITIONS_PER_WORD = 3
+_WORDS = re.compile(r"\w+")
+
+
+def vector_for(item: str | tuple[int, ...], dimensions: int) -> tuple[float, ...]:
+    """The demo's vector of one input: hashed words (or token ids), normalized."""
+    if isinstance(item, str):
+        features = _WORDS.findall(item.lower()) or [item]
+    else:
+        features = [str(token) for token in item]
+    values = [0.0] * dimensions
+    for feature in features:
+        digest = hashlib.blake2b(feature.encode(), digest_size=4 * _POSITIONS_PER_WORD).digest()
+        for position in range(_POSITIONS_PER_WORD):
+            number = int.from_bytes(digest[4 * position : 4 * position + 4], "little")
+            values[(number >> 1) % dimensions] += 1.0 if number & 1 else -1.0
+    norm = math.sqrt(sum(value * value for value in values))
+    if norm == 0:  # the words cancelled out: still a vector of length 1
+        values[0], norm = 1.0, 1.0
+    return tuple(value / norm for value in values)
+
+
+async def embed(target: ModelTarget, request: EmbeddingRequest) -> Embedded:
+    dimensions = request.dimensions or EMBEDDING_DIMENSIONS
+    # No usage: as for its replies, the service's estimate of the input stands in.
+    return Embedded(vectors=tuple(vector_for(item, dimensions) for item in request.inputs))

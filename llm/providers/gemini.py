@@ -12,10 +12,15 @@ The stream: each chunk holds a candidate per alternative reply (its `index` is t
 thought parts are reasoning, a function call comes whole and makes one ToolCallDelta. Gemini
 finishes STOP after calling functions, which OpenAI's words call tool_calls. Usage comes from
 the stream's `usageMetadata`; thinking tokens are billed as output.
+
+Embeddings go through the SDK's `models.embed_content` (Gemini's batchEmbedContents, at most
+100 texts a call, so longer lists take several), each text its own content, `dimensions` as
+`output_dimensionality`. Gemini embeds text only: token arrays are refused.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -31,8 +36,10 @@ from google.genai import errors, types
 
 from llm.providers.base import (
     AdapterEvent,
+    Embedded,
     Params,
     connection_error,
+    embedded,
     finish_reason,
     safe_message,
     ssl_context,
@@ -44,6 +51,7 @@ from llm.types import (
     ChatMessage,
     ChatRequest,
     ContentPart,
+    EmbeddingRequest,
     FilePart,
     Finish,
     ImagePart,
@@ -337,6 +345,63 @@ async def stream(
         if calls.get(choice) and reason == "stop":
             reason = "tool_calls"
         yield Finish(reason, choice=choice)
+
+
+# --- Embeddings ------------------------------------------------------------------------
+
+# The most texts Gemini's batchEmbedContents takes in one call.
+EMBED_BATCH = 100
+
+
+async def embed(target: ModelTarget, request: EmbeddingRequest) -> Embedded:
+    texts = [item for item in request.inputs if isinstance(item, str)]
+    if len(texts) != len(request.inputs):
+        raise LLMError("upstream_bad_request", "Gemini embeds text only: send strings, not token arrays.")
+    config = types.EmbedContentConfig(output_dimensionality=request.dimensions)
+    http_client = httpx.AsyncClient(verify=ssl_context())
+    try:
+        client = client_for(target.provider, http_client)
+        # Each text its own content: a list of bare strings would be one content to a
+        # multimodal embedding model, and so one vector.
+        batches = [
+            [
+                types.Content(role="user", parts=[types.Part(text=text)])
+                for text in texts[start : start + EMBED_BATCH]
+            ]
+            for start in range(0, len(texts), EMBED_BATCH)
+        ]
+        calls = [
+            asyncio.ensure_future(
+                client.aio.models.embed_content(model=target.upstream_name, contents=batch, config=config)
+            )
+            for batch in batches
+        ]
+        try:
+            responses = await asyncio.gather(*calls)
+        finally:
+            # One call failed (or this one was cancelled): the others are of no use any more.
+            for call in calls:
+                call.cancel()
+            await asyncio.gather(*calls, return_exceptions=True)
+    except errors.APIError as exc:
+        raise error_for(target, exc) from None
+    except ValueError as exc:  # the SDK refuses a field the Gemini API does not have
+        detail = safe_message(str(exc), target.provider.api_key)
+        raise LLMError("upstream_bad_request", f"Gemini cannot take this request: {detail}") from None
+    except httpx.TimeoutException:
+        raise timeout_error(target, "the connection or a read took too long") from None
+    except httpx.TransportError as exc:
+        raise connection_error(target, exc) from None
+    finally:
+        await http_client.aclose()
+    vectors = [list(item.values or ()) for response in responses for item in response.embeddings or ()]
+    result = embedded(target, request, vectors)
+    counts = [
+        response.usage_metadata.prompt_token_count if response.usage_metadata is not None else None
+        for response in responses
+    ]
+    tokens = sum(count for count in counts if count is not None) if None not in counts else None
+    return Embedded(vectors=result.vectors, input_tokens=tokens)
 
 
 def _logprobs(result: types.LogprobsResult | None) -> tuple[dict[str, Any], ...]:

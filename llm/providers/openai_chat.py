@@ -12,11 +12,17 @@ cost about 200 µs a chunk in CPU, which capped a server process at a few dozen
 concurrent streams; reading the lines costs a tenth of that. Every choice of the stream
 (`n`) flows, tagged with its index; usage comes from the last chunk
 (`stream_options.include_usage`), then a Finish per choice.
+
+Embeddings go through the SDK's `embeddings.create`, asking for floats (the SDK would ask for
+base64 and decode it itself otherwise), with `dimensions` and `user` when the client sent them.
 """
 
 from __future__ import annotations
 
+import array
+import base64
 import json
+import sys
 import uuid
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -27,8 +33,10 @@ import openai
 from llm.parameters import OPTIONS, part_kind, takes, takes_part
 from llm.providers.base import (
     AdapterEvent,
+    Embedded,
     Params,
     connection_error,
+    embedded,
     finish_reason,
     mid_stream_error,
     retry_after_seconds,
@@ -42,6 +50,7 @@ from llm.types import (
     ChatMessage,
     ChatRequest,
     ContentPart,
+    EmbeddingRequest,
     Finish,
     ImagePart,
     LLMError,
@@ -288,6 +297,50 @@ async def stream(
             # Some compatible servers end a reply that called tools with "stop".
             reason = "tool_calls"
         yield Finish(reason, index)
+
+
+async def embed(target: ModelTarget, request: EmbeddingRequest) -> Embedded:
+    inputs: Any = [item if isinstance(item, str) else list(item) for item in request.inputs]
+    options: dict[str, Any] = {}
+    if request.dimensions is not None:
+        options["dimensions"] = request.dimensions
+    if request.user:
+        options["user"] = request.user
+    try:
+        client = shared_client(target.provider, client_for)
+        # `model` names the Azure deployment too: the Azure client builds its path from it.
+        response = await client.embeddings.create(
+            model=target.upstream_name, input=inputs, encoding_format="float", **options
+        )
+    except openai.APIError as exc:
+        raise error_for(target, exc) from None
+    except httpx2.TransportError as exc:
+        raise connection_error(target, exc) from None
+    except (ValueError, AttributeError, TypeError):
+        raise LLMError(
+            "upstream_unavailable",
+            f"{target.provider.name} ({target.upstream_name}) sent embeddings this server cannot read.",
+            retryable=True,
+        ) from None
+    data = sorted(response.data or (), key=lambda item: item.index)
+    result = embedded(target, request, [_floats(item.embedding) for item in data])
+    usage = response.usage
+    tokens = usage.prompt_tokens if usage is not None and usage.prompt_tokens is not None else None
+    return Embedded(vectors=result.vectors, input_tokens=tokens)
+
+
+def _floats(vector: Any) -> list[float]:
+    """A vector as floats; some compatible servers send base64 (little-endian float32) whatever
+    was asked. Anything else unreadable becomes an empty vector, which `embedded` refuses."""
+    if not isinstance(vector, str):
+        return list(vector) if isinstance(vector, list | tuple) else []
+    try:
+        values = array.array("f", base64.b64decode(vector, validate=True))
+    except ValueError:  # not base64, or not a whole number of floats
+        return []
+    if sys.byteorder == "big":
+        values.byteswap()
+    return values.tolist()
 
 
 class _ToolCalls:

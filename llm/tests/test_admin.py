@@ -85,10 +85,15 @@ def test_a_negative_price_is_a_form_error(admin_client):
             "context_window": "8192",
             "max_output_tokens": "1024",
             "default_params": "{}",
+            "kind": "chat",
             "fallback_entries-TOTAL_FORMS": "0",
             "fallback_entries-INITIAL_FORMS": "0",
             "fallback_entries-MIN_NUM_FORMS": "0",
             "fallback_entries-MAX_NUM_FORMS": "1000",
+            "aliases-TOTAL_FORMS": "0",
+            "aliases-INITIAL_FORMS": "0",
+            "aliases-MIN_NUM_FORMS": "0",
+            "aliases-MAX_NUM_FORMS": "1000",
         },
     )
 

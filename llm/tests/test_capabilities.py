@@ -94,8 +94,9 @@ def test_an_azure_deployment_takes_its_models_capabilities_and_unknown_models_th
 
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_sets_existing_models_from_the_catalog_and_demo_models_to_none():
-    before, after = [("llm", "0002_base_url_http_schemes")], [("llm", "0004_model_capabilities_from_catalog")]
     executor = MigrationExecutor(connection)
+    # From before the capabilities to the newest schema (which the Model below reads), through 0004.
+    before, after = [("llm", "0002_base_url_http_schemes")], executor.loader.graph.leaf_nodes("llm")
     executor.migrate(before)
     try:
         apps = executor.loader.project_state(before).apps
@@ -150,10 +151,15 @@ def model_form(model: Model, **changes: str) -> dict[str, str]:
         "context_window": str(model.context_window),
         "max_output_tokens": str(model.max_output_tokens),
         "default_params": "{}",
+        "kind": model.kind,
         "fallback_entries-TOTAL_FORMS": "0",
         "fallback_entries-INITIAL_FORMS": "0",
         "fallback_entries-MIN_NUM_FORMS": "0",
         "fallback_entries-MAX_NUM_FORMS": "1000",
+        "aliases-TOTAL_FORMS": "0",
+        "aliases-INITIAL_FORMS": "0",
+        "aliases-MIN_NUM_FORMS": "0",
+        "aliases-MAX_NUM_FORMS": "1000",
     }
     boxes = ("enabled", "cache_enabled", "drop_params", *CAPABILITY_FIELDS.values())
     for box in boxes:

@@ -58,6 +58,7 @@ def test_it_lists_enabled_models_with_their_limits_prices_and_capabilities(
     assert [model["id"] for model in response.json()["results"]] == ["gpt-a", "gpt-b"]
     assert response.json()["results"][1] == {
         "id": "gpt-b",
+        "kind": "chat",
         "provider": "openai",
         "context_window": 128000,
         "max_output_tokens": 16000,

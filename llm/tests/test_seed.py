@@ -76,7 +76,7 @@ def test_each_credential_becomes_a_provider_with_its_catalog(monkeypatch, settin
     assert providers["openai"].base_url == "https://proxy.example.com/v1"
     assert crypto.decrypt(providers["anthropic"].api_key_encrypted) == "sk-ant"
     for provider in providers.values():
-        models = list(provider.models.all())
+        models = list(provider.models.filter(kind="chat"))
         assert models, provider.name
         assert all(
             model.input_price_per_million > 0 and model.output_price_per_million > 0 for model in models

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import csv
+from decimal import Decimal
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from billing.charts import format_count
+from billing.money import plain_amount
+from llm.models import Model
 from nexus.operations import REPORT_COLUMNS, month_parse, usage_report
+
+
+def _cell(value: object) -> object:
+    return plain_amount(value) if isinstance(value, Decimal) else value  # 0, not 0E-10
 
 
 class Command(BaseCommand):
@@ -34,9 +41,15 @@ class Command(BaseCommand):
 
     def _csv(self, report: dict[str, Any]) -> None:
         writer = csv.writer(self.stdout, lineterminator="\n")
-        writer.writerow(REPORT_COLUMNS)
+        # The rollup keeps models by name: the catalog tells their kind (chat, embedding), as long
+        # as it has them.
+        names = {row["model"] for row in report["rows"]}
+        kinds = dict(Model.objects.filter(name__in=names).values_list("name", "kind"))
+        columns = (*REPORT_COLUMNS[:2], "kind", *REPORT_COLUMNS[2:])
+        writer.writerow(columns)
         for row in report["rows"]:
-            writer.writerow([row[name] for name in REPORT_COLUMNS])
+            row = {**row, "kind": kinds.get(row["model"], "")}
+            writer.writerow([_cell(row[name]) for name in columns])
 
     def _table(self, report: dict[str, Any]) -> None:
         title = f"Usage in {report['month']:%Y-%m} (UTC), by user and model"
