@@ -1,6 +1,7 @@
 """Request authentication: JWT access tokens (DRF's default) and API keys (AI endpoints).
 
-Both read `Authorization: Bearer ...`. A value starting with `nx-` is an API key: the JWT
+Both read `Authorization: Bearer ...`; an API key may come as `x-api-key` instead (Anthropic's
+clients send it there). A value starting with `nx-` is an API key: the JWT
 class leaves it alone (returns None) and ApiKeyAuthentication takes it, on the endpoints that
 list it (settings.AI_AUTHENTICATION_CLASSES). Anywhere else a key is no credential at all,
 so key management, profile and admin endpoints answer it with 401.
@@ -38,13 +39,21 @@ class JWTAuthentication(authentication.JWTAuthentication):
 
 
 class ApiKeyAuthentication(BaseAuthentication):
-    """`Authorization: Bearer nx-...`: `request.user` is the key's owner, `request.auth` the ApiKey."""
+    """`Authorization: Bearer nx-...`, or `x-api-key: nx-...` as Anthropic's clients send it:
+    `request.user` is the key's owner, `request.auth` the ApiKey."""
 
     def authenticate(self, request: Request) -> tuple[User, ApiKey] | None:
         parts = request.META.get("HTTP_AUTHORIZATION", "").split()
-        if len(parts) != 2 or parts[0] != "Bearer" or not parts[1].startswith(services.API_KEY_PREFIX):
+        if len(parts) == 2 and parts[0] == "Bearer":
+            secret = parts[1]
+            if not secret.startswith(services.API_KEY_PREFIX):
+                return None  # a JWT, for JWTAuthentication
+        elif "HTTP_X_API_KEY" in request.META:
+            # Only keys come in x-api-key: whatever it holds is checked as one (a wrong one is a 401).
+            secret = request.META["HTTP_X_API_KEY"].strip()
+        else:
             return None
-        user, key = services.api_key_authenticate(key=parts[1])
+        user, key = services.api_key_authenticate(key=secret)
         # As throttles and the audit trail read it: the trusted proxies' word, never a client's.
         restrictions.key_address_check(key=key, address=client_address(request))
         return user, key

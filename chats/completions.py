@@ -6,6 +6,8 @@ validates them, so a bad value is a 400 naming it (`param`) before any work. Wha
 behind the name can do is decided later, by the turn (chats.turn._fit): this module knows
 only the request. System and developer messages keep their place: the leading ones are the
 system prompt, the later ones stay in the conversation where they stood.
+
+The readers (`read_*`) validate the Responses API's requests too (chats.responses_request).
 """
 
 from __future__ import annotations
@@ -68,17 +70,17 @@ _TOP_LEVEL = {
 }
 _SYSTEM_ROLES = {"system", "developer"}
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
-_FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 _SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
-_DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?(;[\w-]+=[^;,]*)*;base64,", re.IGNORECASE)
+DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?(;[\w-]+=[^;,]*)*;base64,", re.IGNORECASE)
 
 
 def _invalid(param: str, message: str, code: str = "invalid_value") -> InvalidParameter:
     return InvalidParameter(message, code=code, param=param)
 
 
-def _text(value: Any, param: str) -> str:
+def read_text(value: Any, param: str) -> str:
     if not isinstance(value, str):
         raise _invalid(param, f"{param} must be a string.")
     # PostgreSQL's text cannot hold NUL: refused here as /chat/send refuses it, not a 500 at save.
@@ -87,13 +89,13 @@ def _text(value: Any, param: str) -> str:
     return value
 
 
-def _object(value: Any, param: str) -> dict[str, Any]:
+def read_object(value: Any, param: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _invalid(param, f"{param} must be an object.")
     return value
 
 
-def _number(body: dict[str, Any], name: str, low: float, high: float) -> float | None:
+def read_number(body: dict[str, Any], name: str, low: float, high: float) -> float | None:
     value = body.get(name)
     if value is None:
         return None
@@ -111,14 +113,14 @@ def _integer(body: dict[str, Any], name: str, low: int, high: int) -> int | None
     return value
 
 
-def _boolean(body: dict[str, Any], name: str) -> bool | None:
+def read_boolean(body: dict[str, Any], name: str) -> bool | None:
     value = body.get(name)
     if value is not None and not isinstance(value, bool):
         raise _invalid(name, f"{name} must be true or false.")
     return value
 
 
-def _choice(body: dict[str, Any], name: str, allowed: tuple[str, ...]) -> str | None:
+def read_choice(body: dict[str, Any], name: str, allowed: tuple[str, ...]) -> str | None:
     value = body.get(name)
     if value is not None and value not in allowed:
         raise _invalid(name, f"{name} must be one of {', '.join(allowed)}.")
@@ -129,7 +131,7 @@ def _bounded_text(body: dict[str, Any], name: str, limit: int) -> str | None:
     value = body.get(name)
     if value is None:
         return None
-    text = _text(value, name)
+    text = read_text(value, name)
     if len(text) > limit:
         raise _invalid(name, f"{name} must be at most {limit} characters.")
     return text
@@ -138,9 +140,9 @@ def _bounded_text(body: dict[str, Any], name: str, limit: int) -> str | None:
 # --- content -----------------------------------------------------------------------------
 
 
-def _inline_data(url: str, param: str, kind: str) -> str:
+def read_inline_data(url: str, param: str, kind: str) -> str:
     """The base64 payload of a data URL, checked and within MAX_IMAGE_BYTES (413 past it)."""
-    match = _DATA_URL.match(url)
+    match = DATA_URL.match(url)
     if match is None:
         raise _invalid(param, f"The {kind} must be an https URL or a base64 data URL.")
     data = url[match.end() :]
@@ -163,48 +165,48 @@ def _image(part: dict[str, Any], param: str) -> ImagePart:
     image = part.get("image_url")
     if isinstance(image, str):  # some clients send the URL itself
         image = {"url": image}
-    image = _object(image, f"{param}.image_url")
-    url = _text(image.get("url"), f"{param}.image_url.url")
+    image = read_object(image, f"{param}.image_url")
+    url = read_text(image.get("url"), f"{param}.image_url.url")
     detail = image.get("detail") or ""
     if detail not in ("", "auto", "low", "high"):
         raise _invalid(f"{param}.image_url.detail", "detail must be auto, low or high.")
     if url.startswith("data:"):
-        match = _DATA_URL.match(url)
+        match = DATA_URL.match(url)
         if match is not None and not (match.group(1) or "").lower().startswith("image/"):
             raise _invalid(f"{param}.image_url.url", "An inline image must be a data:image/... URL.")
-        _inline_data(url, f"{param}.image_url.url", "image")
+        read_inline_data(url, f"{param}.image_url.url", "image")
     elif not url.startswith(("https://", "http://")):
         raise _invalid(f"{param}.image_url.url", "The image must be an http(s) URL or a base64 data URL.")
     return ImagePart(url=url, detail=detail)
 
 
 def _audio(part: dict[str, Any], param: str) -> AudioPart:
-    audio = _object(part.get("input_audio"), f"{param}.input_audio")
+    audio = read_object(part.get("input_audio"), f"{param}.input_audio")
     audio_format = audio.get("format")
     if audio_format not in ("wav", "mp3"):
         raise _invalid(f"{param}.input_audio.format", "format must be wav or mp3.")
-    data = _text(audio.get("data"), f"{param}.input_audio.data")
-    _inline_data(f"data:audio/{audio_format};base64,{data}", f"{param}.input_audio.data", "audio")
+    data = read_text(audio.get("data"), f"{param}.input_audio.data")
+    read_inline_data(f"data:audio/{audio_format};base64,{data}", f"{param}.input_audio.data", "audio")
     return AudioPart(data=data, format=audio_format)
 
 
 def _file(part: dict[str, Any], param: str) -> FilePart:
-    file = _object(part.get("file"), f"{param}.file")
-    filename = _text(file.get("filename") or "", f"{param}.file.filename")
+    file = read_object(part.get("file"), f"{param}.file")
+    filename = read_text(file.get("filename") or "", f"{param}.file.filename")
     if file.get("file_id"):
-        return FilePart(file_id=_text(file["file_id"], f"{param}.file.file_id"), filename=filename)
-    url = _text(file.get("file_data"), f"{param}.file.file_data")
+        return FilePart(file_id=read_text(file["file_id"], f"{param}.file.file_id"), filename=filename)
+    url = read_text(file.get("file_data"), f"{param}.file.file_data")
     if not url.startswith("data:"):  # OpenAI takes the bare base64 too
         url = "data:application/pdf;base64," + url
-    data = _inline_data(url, f"{param}.file.file_data", "file")
-    media_type = (_DATA_URL.match(url).group(1) or "application/pdf").lower()  # type: ignore[union-attr]
+    data = read_inline_data(url, f"{param}.file.file_data", "file")
+    media_type = (DATA_URL.match(url).group(1) or "application/pdf").lower()  # type: ignore[union-attr]
     return FilePart(data=data, media_type=media_type, filename=filename)
 
 
 def _parts(value: Any, param: str, *, allowed: tuple[str, ...]) -> str | tuple[ContentPart, ...]:
     """A message's content: a string, or its list of parts (of the types `allowed`)."""
     if isinstance(value, str):
-        return _text(value, param)
+        return read_text(value, param)
     if not isinstance(value, list):
         raise _invalid(param, "content must be a string or a list of content parts.")
     parts: list[ContentPart] = []
@@ -216,9 +218,9 @@ def _parts(value: Any, param: str, *, allowed: tuple[str, ...]) -> str | tuple[C
             raise _invalid(where, f"This message's content parts must be of type {names}.", "invalid_type")
         assert isinstance(part, dict)  # noqa: S101 - kind came from it
         if kind == "text":
-            parts.append(TextPart(_text(part.get("text"), f"{where}.text")))
+            parts.append(TextPart(read_text(part.get("text"), f"{where}.text")))
         elif kind == "refusal":
-            parts.append(TextPart(_text(part.get("refusal"), f"{where}.refusal")))
+            parts.append(TextPart(read_text(part.get("refusal"), f"{where}.refusal")))
         elif kind == "image_url":
             parts.append(_image(part, where))
         elif kind == "input_audio":
@@ -236,15 +238,15 @@ def _tool_calls(value: Any, param: str) -> tuple[ToolCall, ...]:
     calls = []
     for index, call in enumerate(value):
         where = f"{param}[{index}]"
-        call = _object(call, where)
+        call = read_object(call, where)
         if call.get("type", "function") != "function":
             raise _invalid(f"{where}.type", "Only function tool calls are supported.", "invalid_type")
-        function = _object(call.get("function"), f"{where}.function")
+        function = read_object(call.get("function"), f"{where}.function")
         calls.append(
             ToolCall(
-                id=_text(call.get("id"), f"{where}.id"),
-                name=_text(function.get("name"), f"{where}.function.name"),
-                arguments=_text(function.get("arguments") or "{}", f"{where}.function.arguments"),
+                id=read_text(call.get("id"), f"{where}.id"),
+                name=read_text(function.get("name"), f"{where}.function.name"),
+                arguments=read_text(function.get("arguments") or "{}", f"{where}.function.arguments"),
             )
         )
     return tuple(calls)
@@ -264,7 +266,7 @@ class _Messages:
         if not isinstance(messages, list) or not messages:
             raise _invalid("messages", "messages must be a non-empty list.")
         for index, message in enumerate(messages):
-            self.read_one(_object(message, f"messages[{index}]"), f"messages[{index}]")
+            self.read_one(read_object(message, f"messages[{index}]"), f"messages[{index}]")
         if not any(turn.role != "system" for turn in self.turns):
             raise _invalid("messages", "messages must hold at least one user, assistant or tool message.")
 
@@ -291,7 +293,7 @@ class _Messages:
         elif role == "assistant":
             self.read_assistant(message, param)
         elif role == "tool":
-            call_id = _text(message.get("tool_call_id"), f"{param}.tool_call_id")
+            call_id = read_text(message.get("tool_call_id"), f"{param}.tool_call_id")
             text = _parts(content, f"{param}.content", allowed=("text",))
             self.needs.setdefault("tools", param)
             self.turns.append(
@@ -303,13 +305,13 @@ class _Messages:
                 )
             )
         else:  # the legacy `function` role answers the latest function_call of that name
-            name = _text(message.get("name"), f"{param}.name")
+            name = read_text(message.get("name"), f"{param}.name")
             self.needs.setdefault("tools", param)
             call_id = next((id_ for id_, n in reversed(self.call_names.items()) if n == name), f"call_{name}")
             self.turns.append(
                 ChatMessage(
                     role="tool",
-                    content=_text(content or "", f"{param}.content"),
+                    content=read_text(content or "", f"{param}.content"),
                     tool_call_id=call_id,
                     name=name,
                 )
@@ -320,13 +322,15 @@ class _Messages:
         text = "" if content is None else _parts(content, f"{param}.content", allowed=("text", "refusal"))
         calls = _tool_calls(message.get("tool_calls"), f"{param}.tool_calls")
         if message.get("function_call") is not None:
-            function = _object(message["function_call"], f"{param}.function_call")
+            function = read_object(message["function_call"], f"{param}.function_call")
             self.legacy_calls += 1
             calls += (
                 ToolCall(
                     id=f"call_legacy_{self.legacy_calls}",
-                    name=_text(function.get("name"), f"{param}.function_call.name"),
-                    arguments=_text(function.get("arguments") or "{}", f"{param}.function_call.arguments"),
+                    name=read_text(function.get("name"), f"{param}.function_call.name"),
+                    arguments=read_text(
+                        function.get("arguments") or "{}", f"{param}.function_call.arguments"
+                    ),
                 ),
             )
         if calls:
@@ -340,20 +344,20 @@ class _Messages:
 # --- tools and formats -------------------------------------------------------------------
 
 
-def _function(value: Any, param: str) -> Tool:
-    function = _object(value, param)
-    name = _text(function.get("name"), f"{param}.name")
-    if not _FUNCTION_NAME.match(name):
+def read_function(value: Any, param: str) -> Tool:
+    function = read_object(value, param)
+    name = read_text(function.get("name"), f"{param}.name")
+    if not FUNCTION_NAME.match(name):
         raise _invalid(f"{param}.name", "A function name is 1 to 64 letters, digits, underscores or dashes.")
     schema = function.get("parameters")
     if schema is not None:
-        _object(schema, f"{param}.parameters")
+        read_object(schema, f"{param}.parameters")
     strict = function.get("strict")
     if strict is not None and not isinstance(strict, bool):
         raise _invalid(f"{param}.strict", "strict must be true or false.")
     return Tool(
         name=name,
-        description=_text(function.get("description") or "", f"{param}.description"),
+        description=read_text(function.get("description") or "", f"{param}.description"),
         parameters=schema or {},
         strict=strict,
     )
@@ -367,7 +371,7 @@ def _tools(body: dict[str, Any]) -> tuple[tuple[Tool, ...], bool]:
         functions = body["functions"]
         if not isinstance(functions, list) or not functions:
             raise _invalid("functions", "functions must be a non-empty list.")
-        return tuple(_function(item, f"functions[{index}]") for index, item in enumerate(functions)), True
+        return tuple(read_function(item, f"functions[{index}]") for index, item in enumerate(functions)), True
     tools = body.get("tools")
     if tools is None:
         return (), False
@@ -375,10 +379,10 @@ def _tools(body: dict[str, Any]) -> tuple[tuple[Tool, ...], bool]:
         raise _invalid("tools", "tools must be a list.")
     parsed = []
     for index, tool in enumerate(tools):
-        tool = _object(tool, f"tools[{index}]")
+        tool = read_object(tool, f"tools[{index}]")
         if tool.get("type") != "function":
             raise _invalid(f"tools[{index}].type", "Only function tools are supported.", "invalid_type")
-        parsed.append(_function(tool.get("function"), f"tools[{index}].function"))
+        parsed.append(read_function(tool.get("function"), f"tools[{index}].function"))
     names = [tool.name for tool in parsed]
     if len(set(names)) != len(names):
         raise _invalid("tools", "Each tool must have a name of its own.")
@@ -395,7 +399,9 @@ def _tool_choice(body: dict[str, Any], tools: tuple[Tool, ...], legacy: bool) ->
     if isinstance(value, dict):
         function = value.get("function") if not legacy else value
         if (legacy or value.get("type") == "function") and isinstance(function, dict):
-            chosen = _text(function.get("name"), f"{name}.function.name" if not legacy else f"{name}.name")
+            chosen = read_text(
+                function.get("name"), f"{name}.function.name" if not legacy else f"{name}.name"
+            )
             if chosen not in {tool.name for tool in tools}:
                 raise _invalid(name, f"{name} names {chosen!r}, which is not one of the tools.")
             return ToolChoice(mode="function", name=chosen)
@@ -409,19 +415,19 @@ def _response_format(body: dict[str, Any]) -> ResponseFormat | None:
     value = body.get("response_format")
     if value is None:
         return None
-    value = _object(value, "response_format")
+    value = read_object(value, "response_format")
     kind = value.get("type")
     if kind in ("text", "json_object"):
         return ResponseFormat(type=kind)
     if kind != "json_schema":
         raise _invalid("response_format.type", "type must be text, json_object or json_schema.")
-    spec = _object(value.get("json_schema"), "response_format.json_schema")
-    name = _text(spec.get("name"), "response_format.json_schema.name")
-    if not _FUNCTION_NAME.match(name):
+    spec = read_object(value.get("json_schema"), "response_format.json_schema")
+    name = read_text(spec.get("name"), "response_format.json_schema.name")
+    if not FUNCTION_NAME.match(name):
         raise _invalid("response_format.json_schema.name", "The name is 1 to 64 letters, digits, _ or -.")
     schema = spec.get("schema")
     if schema is not None:
-        _object(schema, "response_format.json_schema.schema")
+        read_object(schema, "response_format.json_schema.schema")
     strict = spec.get("strict")
     if strict is not None and not isinstance(strict, bool):
         raise _invalid("response_format.json_schema.strict", "strict must be true or false.")
@@ -430,31 +436,31 @@ def _response_format(body: dict[str, Any]) -> ResponseFormat | None:
         name=name,
         schema=schema,
         strict=strict,
-        description=_text(spec.get("description") or "", "response_format.json_schema.description"),
+        description=read_text(spec.get("description") or "", "response_format.json_schema.description"),
     )
 
 
 # --- the rest of the parameters ---------------------------------------------------------------
 
 
-def _options(body: dict[str, Any]) -> dict[str, Any]:
+def read_options(body: dict[str, Any]) -> dict[str, Any]:
     """OpenAI's other parameters, validated by OpenAI's rules, by their names."""
     options: dict[str, Any] = {}
     checks: dict[str, Any] = {
         "n": lambda: _integer(body, "n", 1, 128),
         "seed": lambda: _integer(body, "seed", -(2**63), 2**63 - 1),
-        "presence_penalty": lambda: _number(body, "presence_penalty", -2, 2),
-        "frequency_penalty": lambda: _number(body, "frequency_penalty", -2, 2),
-        "logprobs": lambda: _boolean(body, "logprobs"),
+        "presence_penalty": lambda: read_number(body, "presence_penalty", -2, 2),
+        "frequency_penalty": lambda: read_number(body, "frequency_penalty", -2, 2),
+        "logprobs": lambda: read_boolean(body, "logprobs"),
         "top_logprobs": lambda: _integer(body, "top_logprobs", 0, 20),
-        "reasoning_effort": lambda: _choice(body, "reasoning_effort", _REASONING_EFFORTS),
-        "verbosity": lambda: _choice(body, "verbosity", ("low", "medium", "high")),
+        "reasoning_effort": lambda: read_choice(body, "reasoning_effort", REASONING_EFFORTS),
+        "verbosity": lambda: read_choice(body, "verbosity", ("low", "medium", "high")),
         "user": lambda: _bounded_text(body, "user", 256),
         "prompt_cache_key": lambda: _bounded_text(body, "prompt_cache_key", 1024),
-        "prompt_cache_retention": lambda: _choice(body, "prompt_cache_retention", ("in-memory", "24h")),
+        "prompt_cache_retention": lambda: read_choice(body, "prompt_cache_retention", ("in-memory", "24h")),
         "safety_identifier": lambda: _bounded_text(body, "safety_identifier", 256),
-        "service_tier": lambda: _choice(body, "service_tier", _SERVICE_TIERS),
-        "store": lambda: _boolean(body, "store"),
+        "service_tier": lambda: read_choice(body, "service_tier", _SERVICE_TIERS),
+        "store": lambda: read_boolean(body, "store"),
     }
     for name, check in checks.items():
         if (value := check()) is not None:
@@ -462,7 +468,7 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
     if "top_logprobs" in options and not options.get("logprobs"):
         raise _invalid("top_logprobs", "top_logprobs needs logprobs: true.")
     if (bias := body.get("logit_bias")) is not None:
-        bias = _object(bias, "logit_bias")
+        bias = read_object(bias, "logit_bias")
         for token, value in bias.items():
             if not str(token).isdigit() or isinstance(value, bool) or not isinstance(value, int | float):
                 raise _invalid("logit_bias", "logit_bias maps token ids to numbers from -100 to 100.")
@@ -470,7 +476,7 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
                 raise _invalid("logit_bias", "logit_bias maps token ids to numbers from -100 to 100.")
         options["logit_bias"] = bias
     if (metadata := body.get("metadata")) is not None:
-        metadata = _object(metadata, "metadata")
+        metadata = read_object(metadata, "metadata")
         if len(metadata) > 16 or not all(
             isinstance(key, str) and isinstance(value, str) and len(key) <= 64 and len(value) <= 512
             for key, value in metadata.items()
@@ -485,7 +491,7 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
         options["modalities"] = modalities
     for name in ("audio", "prediction", "web_search_options"):
         if body.get(name) is not None:
-            options[name] = _object(body[name], name)
+            options[name] = read_object(body[name], name)
     return options
 
 
@@ -499,7 +505,7 @@ def _stop(body: dict[str, Any]) -> tuple[str, ...]:
         or not all(isinstance(item, str) and item for item in stop)
     ):
         raise _invalid("stop", "stop must be a string or a list of up to 4 strings.")
-    return tuple(_text(item, "stop") for item in stop or ())
+    return tuple(read_text(item, "stop") for item in stop or ())
 
 
 def parse_completion_request(body: Any) -> CompletionCall:
@@ -514,7 +520,7 @@ def parse_completion_request(body: Any) -> CompletionCall:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise _invalid("model", "model is required.")
-    _text(model, "model")
+    read_text(model, "model")
     messages = _Messages()
     messages.read(body.get("messages"))
 
@@ -543,13 +549,13 @@ def parse_completion_request(body: Any) -> CompletionCall:
     response_format = _response_format(body)
     if response_format is not None and response_format.type != "text":
         needs.setdefault("structured_output", "response_format")
-    parallel = _boolean(body, "parallel_tool_calls")
+    parallel = read_boolean(body, "parallel_tool_calls")
 
     request = ChatRequest(
         messages=tuple(messages.turns),
         system="\n\n".join(messages.system),
-        temperature=_number(body, "temperature", 0, 2),
-        top_p=_number(body, "top_p", 0, 1),
+        temperature=read_number(body, "temperature", 0, 2),
+        top_p=read_number(body, "top_p", 0, 1),
         max_tokens=max_tokens,
         stop=_stop(body),
         tools=tools,
@@ -558,7 +564,7 @@ def parse_completion_request(body: Any) -> CompletionCall:
         response_format=None
         if response_format is None or response_format.type == "text"
         else response_format,
-        options=_options(body),
+        options=read_options(body),
     )
     return CompletionCall(
         model=model,

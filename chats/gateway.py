@@ -43,7 +43,7 @@ from chats import runner
 from chats.completions import CompletionCall, parse_completion_request
 from chats.streams import StreamEvent, hub, interrupted_event
 from chats.turn import ModelNotAvailable, PreparedTurn, start_turn_async, turn_prepare_gateway
-from llm.selectors import models_enabled, models_list_enabled
+from llm.selectors import aliases_enabled, model_enabled_get, models_list_enabled
 from llm.types import LLMError
 from nexus.lib.auth import ai_authentication_classes
 from nexus.lib.errors import ApiError, error_body, exception_handler, retry_after_header
@@ -322,8 +322,18 @@ async def _chunks(surface: Surface, key: str, seen: list[StreamEvent]) -> AsyncI
             _stop(key)
 
 
-class PendingCompletion(HttpResponse):
-    """What the DRF view hands the async view: a started turn, to wait for and answer."""
+class Pending(HttpResponse):
+    """What a DRF view hands `answering`: work started or admitted, to wait for and answer."""
+
+    async def answer(self) -> HttpResponseBase:
+        raise NotImplementedError
+
+    def abandon(self) -> None:
+        """The client left before `answer` was called: undo what nobody will read."""
+
+
+class PendingCompletion(Pending):
+    """A started turn, to wait for and answer."""
 
     def __init__(
         self, prepared: PreparedTurn, surface: Surface, headers: dict[str, str] | None = None
@@ -365,19 +375,22 @@ class PendingCompletion(HttpResponse):
             response[name] = value
         return response
 
+    def abandon(self) -> None:
+        _stop(self.prepared.stream_key)
+
 
 def answering(view: Callable[..., HttpResponseBase]) -> Callable[..., Any]:
-    """An async view around a DRF view that may hand back a PendingCompletion to answer."""
+    """An async view around a DRF view that may hand back a Pending to answer."""
 
     async def handler(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         future = asyncio.ensure_future(sync_to_async(view)(request, *args, **kwargs))
         try:
             response = await asyncio.shield(future)
         except asyncio.CancelledError:
-            # The client left while the view prepared the turn: stop it once it has started.
-            future.add_done_callback(_stop_started)
+            # The client left while the view prepared the call: undo it once it is ready.
+            future.add_done_callback(_abandon_when_ready)
             raise
-        if isinstance(response, PendingCompletion):
+        if isinstance(response, Pending):
             return await response.answer()
         return response
 
@@ -385,11 +398,11 @@ def answering(view: Callable[..., HttpResponseBase]) -> Callable[..., Any]:
     return handler
 
 
-def _stop_started(future: asyncio.Future[HttpResponseBase]) -> None:
+def _abandon_when_ready(future: asyncio.Future[HttpResponseBase]) -> None:
     if not future.cancelled() and future.exception() is None:
         response = future.result()
-        if isinstance(response, PendingCompletion):
-            _stop(response.prepared.stream_key)
+        if isinstance(response, Pending):
+            response.abandon()
 
 
 # --- views -----------------------------------------------------------------------------
@@ -402,9 +415,10 @@ class GatewayView(APIView):
         return gateway_exception_handler
 
 
-def _model_entry(model: Any) -> dict[str, Any]:
+def _model_entry(model: Any, name: str | None = None) -> dict[str, Any]:
+    """OpenAI's model object of a catalog model, or of an alias (`name`) of it."""
     return {
-        "id": model.name,
+        "id": name or model.name,
         "object": "model",
         "created": int(model.created_at.timestamp()),
         "owned_by": model.provider.name,
@@ -418,8 +432,13 @@ class ModelsView(GatewayView):
     )
     def get(self, request: Request) -> Response:
         key = request.auth if isinstance(request.auth, ApiKey) else None
-        # A key limited to some models lists those only: a client picks from what it may use.
-        data = [_model_entry(model) for model in models_list_enabled() if key_model_allowed(key, model.name)]
+        # Chat and embedding models, and the aliases clients may call them by. A key limited
+        # to some models lists those only: a client picks from what it may use.
+        entries = [_model_entry(model) for model in models_list_enabled()]
+        entries += [_model_entry(alias.model, alias.name) for alias in aliases_enabled()]
+        data = sorted(
+            (entry for entry in entries if key_model_allowed(key, entry["id"])), key=lambda e: e["id"]
+        )
         return Response({"object": "list", "data": data})
 
 
@@ -428,16 +447,16 @@ class ModelView(GatewayView):
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="OpenAI's model object.")}
     )
     def get(self, request: Request, model_id: str) -> Response:
-        model = models_enabled().filter(name=model_id).first()
+        model = model_enabled_get(name=model_id)  # a model, or the model an alias names
         key = request.auth if isinstance(request.auth, ApiKey) else None
-        if model is None or not key_model_allowed(key, model.name):
+        if model is None or not key_model_allowed(key, model_id):
             raise ApiError(
                 f"The model {model_id!r} does not exist or is not enabled.",
                 code="model_not_found",
                 status_code=404,
                 param="model",
             )
-        return Response(_model_entry(model))
+        return Response(_model_entry(model, model_id))
 
 
 class ChatCompletionsView(GatewayView):

@@ -13,6 +13,7 @@ import pytest
 
 from accounts.services import api_key_create
 from billing.models import UsageRecord
+from chats.tests.samples import PIXEL
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -25,13 +26,6 @@ WEATHER = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
     },
 }
-# A 1x1 PNG, as NextChat and the SDKs inline uploads.
-PIXEL = base64.b64encode(
-    bytes.fromhex(
-        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-        "1f15c4890000000d49444154789c6360f8ffff3f0005fe02fea7d69d6a0000000049454e44ae426082"
-    )
-).decode()
 
 
 @pytest.fixture
