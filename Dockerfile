@@ -17,6 +17,7 @@ COPY . .
 # WhiteNoise then serves the hashed, compressed files from the image.
 RUN DEBUG=false SECRET_KEY=build-only python manage.py collectstatic --no-input --verbosity 0 \
     && useradd --create-home --uid 10001 nexus \
+    && mkdir -p /app/media \
     && chown -R nexus /app
 USER nexus
 

@@ -67,6 +67,17 @@ def _cheap_password_hashing() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _uploads_in_a_temporary_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Files the tests upload (this process's and the live servers') stay out of the checkout."""
+    from django.test import override_settings
+
+    media = tmp_path_factory.mktemp("media")
+    os.environ["MEDIA_ROOT"] = str(media)  # the live servers' environment is this one's
+    with override_settings(MEDIA_ROOT=media):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _empty_redis() -> Iterator[None]:
     """Each test starts with an empty Redis database: counters, caches and buffers."""

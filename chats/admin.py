@@ -1,17 +1,25 @@
-"""The operator's console for conversations and templates."""
+"""The operator's console for conversations, templates and uploaded files."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
+from django.utils.html import format_html_join
 
-from chats.models import Conversation, Message, Template
+from chats import files
+from chats.models import ChatFile, Conversation, Message, Template
 
 
 class MessageInline(admin.TabularInline[Message, Conversation]):
+    """Every message of every branch, in the order written; `parent_id` shows the tree."""
+
     model = Message
     fields = (
+        "id",
+        "parent_id",
         "role",
         "status",
         "model",
@@ -36,7 +44,7 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
     list_filter = ("archived", "pinned", "model", "created_at")
     search_fields = ("title", "owner__email", "messages__content")
     date_hierarchy = "created_at"
-    readonly_fields = ("owner", "share_token", "created_at", "updated_at")
+    readonly_fields = ("owner", "share_token", "current_leaf", "created_at", "updated_at")
     list_select_related = ("owner",)
     inlines = (MessageInline,)
     show_full_result_count = False
@@ -65,6 +73,7 @@ class MessageAdmin(admin.ModelAdmin[Message]):
     list_display = (
         "id",
         "conversation",
+        "parent_id",
         "role",
         "status",
         "model",
@@ -79,10 +88,13 @@ class MessageAdmin(admin.ModelAdmin[Message]):
     show_full_result_count = False
     readonly_fields = (
         "conversation",
+        "parent",
         "role",
         "status",
         "model",
         "content",
+        "reasoning",
+        "attachment_links",
         "input_tokens",
         "output_tokens",
         "error_code",
@@ -95,3 +107,67 @@ class MessageAdmin(admin.ModelAdmin[Message]):
 
     def has_change_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
         return False
+
+    @admin.display(description="attachments")
+    def attachment_links(self, message: Message) -> str:
+        return (
+            format_html_join(
+                ", ",
+                '<a href="{}">{}</a> ({})',
+                (
+                    (reverse("admin:chats_chatfile_change", args=[f.pk]), f.name, filesizeformat(f.size))
+                    for f in files.attached(message)
+                ),
+            )
+            or "-"
+        )
+
+
+@admin.register(ChatFile)
+class ChatFileAdmin(admin.ModelAdmin[ChatFile]):
+    """Uploaded files: looked at and deleted here (with their stored objects), never edited."""
+
+    list_display = ("name", "owner", "content_type", "file_size", "created_at")
+    list_filter = ("owner", "content_type", "created_at")
+    search_fields = ("name", "owner__email")
+    list_select_related = ("owner",)
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    fields = ("name", "owner", "content_type", "file_size", "stored_as", "created_at", "attached_to")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ChatFile | None = None) -> bool:
+        return False
+
+    @admin.display(description="size", ordering="size")
+    def file_size(self, chat_file: ChatFile) -> str:
+        return filesizeformat(chat_file.size)
+
+    @admin.display(description="stored as")
+    def stored_as(self, chat_file: ChatFile) -> str:
+        # The name in the storage (MEDIA_ROOT or the bucket), not a link: content goes to its owner only.
+        return chat_file.file.name
+
+    @admin.display(description="attached to")
+    def attached_to(self, chat_file: ChatFile) -> str:
+        return (
+            format_html_join(
+                ", ",
+                '<a href="{}">message {}</a>',
+                (
+                    (reverse("admin:chats_message_change", args=[pk]), pk)
+                    for pk in chat_file.messages.values_list("pk", flat=True)
+                ),
+            )
+            or "-"
+        )
+
+    def delete_model(self, request: HttpRequest, obj: ChatFile) -> None:
+        files.file_delete(chat_file=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ChatFile]) -> None:
+        for chat_file in queryset:
+            files.file_delete(chat_file=chat_file)

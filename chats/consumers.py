@@ -2,7 +2,8 @@
 
 Client frames: `{"type": "send", ...fields of POST /chat/send}`, `{"type": "stop", "message_id"}`,
 `{"type": "resume", "message_id", "last_event_id"}`.
-Server frames: `{"type": "start"|"delta"|"done"|"error", "id": n, ...}` for a turn, and
+Server frames: `{"type": "start"|"reasoning"|"delta"|"tool_call"|"done"|"error", "id": n, ...}`
+(the SSE events of POST /chat/send, their data as the frame's fields) for a turn, and
 `{"type": "conversation.created"|"conversation.updated"|"conversation.deleted", ...}`.
 
 Every connection is accepted first, so that a refusal is a close code the client can read

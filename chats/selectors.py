@@ -8,6 +8,7 @@ from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from rest_framework.exceptions import NotFound
 
 from accounts.models import User
+from chats import branches
 from chats.models import Conversation, Message, Template
 
 
@@ -22,7 +23,7 @@ def conversation_list(*, user: User, query: str = "", archived: bool | None = No
 
 
 HISTORY_CONVERSATION_FIELDS = ("id", "title", "model", "created_at", "updated_at")
-HISTORY_MESSAGE_FIELDS = ("id", "role", "content", "status", "created_at")
+HISTORY_MESSAGE_FIELDS = ("id", "parent_id", "role", "content", "reasoning", "status", "created_at")
 
 
 def history_list(*, user: User) -> QuerySet[Conversation, dict[str, Any]]:
@@ -34,12 +35,15 @@ def history_list(*, user: User) -> QuerySet[Conversation, dict[str, Any]]:
     return (
         Conversation.objects.filter(owner=user)
         .order_by("-updated_at", "-id")
-        .values(*HISTORY_CONVERSATION_FIELDS)
+        .values(*HISTORY_CONVERSATION_FIELDS, "current_leaf_id")
     )
 
 
-def history_messages(*, conversation_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    """The messages of these conversations in order, as rows, by conversation: one query."""
+def history_messages(
+    *, conversation_ids: list[int], leaves: dict[int, int | None] | None = None
+) -> dict[int, list[dict[str, Any]]]:
+    """The current branch of each of these conversations in order (`leaves`: their current
+    leaf ids, None for the newest message), as rows, by conversation: one query."""
     by_conversation: dict[int, list[dict[str, Any]]] = {pk: [] for pk in conversation_ids}
     rows = (
         Message.objects.filter(conversation_id__in=conversation_ids)
@@ -48,6 +52,12 @@ def history_messages(*, conversation_ids: list[int]) -> dict[int, list[dict[str,
     )
     for conversation_id, *values in rows:
         by_conversation[conversation_id].append(dict(zip(HISTORY_MESSAGE_FIELDS, values, strict=True)))
+    for conversation_id, messages in by_conversation.items():
+        branch = branches.branch_ids(
+            parents={message["id"]: message["parent_id"] for message in messages},
+            leaf_id=(leaves or {}).get(conversation_id),
+        )
+        by_conversation[conversation_id] = [message for message in messages if message["id"] in branch]
     return by_conversation
 
 
@@ -61,8 +71,9 @@ def conversation_get(*, user: User, conversation_id: int, for_update: bool = Fal
         raise NotFound("No such conversation.") from None
 
 
-def message_list(*, conversation: Conversation) -> QuerySet[Message]:
-    return conversation.messages.order_by("id")
+def message_list(*, conversation: Conversation, all_branches: bool = False) -> QuerySet[Message]:
+    """The current branch, or every message; each with its sibling numbers (chats.branches)."""
+    return branches.message_list(conversation=conversation, all_branches=all_branches)
 
 
 def message_get(*, user: User, message_id: int) -> Message:

@@ -6,9 +6,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from chats.models import Conversation, Message, Template
+from chats import files
+from chats.branches import branch_of
+from chats.models import ChatFile, Conversation, Message, Template
 
 
 class ParametersSerializer(serializers.Serializer[dict[str, Any]]):
@@ -28,13 +31,54 @@ class ParametersSerializer(serializers.Serializer[dict[str, Any]]):
         return dict(super().to_internal_value(data))
 
 
+class ChatFileSerializer(serializers.ModelSerializer[ChatFile]):
+    """An uploaded file, as its owner sees it."""
+
+    class Meta:
+        model = ChatFile
+        fields = ("id", "name", "content_type", "size", "created_at")
+        read_only_fields = fields
+
+
+class AttachmentSerializer(serializers.ModelSerializer[ChatFile]):
+    """A file a message carries."""
+
+    class Meta:
+        model = ChatFile
+        fields = ("id", "name", "content_type", "size")
+        read_only_fields = fields
+
+
+class SharedAttachmentSerializer(serializers.ModelSerializer[ChatFile]):
+    """A file a shared message carries: its name only, never a way to its content."""
+
+    class Meta:
+        model = ChatFile
+        fields = ("name",)
+        read_only_fields = fields
+
+
 class MessageSerializer(serializers.ModelSerializer[Message]):
+    """A message of a conversation's tree (chats.branches): `parent_id` is the message it
+    follows; its siblings (the regenerated replies, the edits) share that parent, and
+    `sibling_index` (1-based, oldest first) says which of the `sibling_count` it is."""
+
+    parent_id = serializers.IntegerField(read_only=True, allow_null=True)
+    sibling_count = serializers.IntegerField(read_only=True, help_text="Itself included.")
+    sibling_index = serializers.IntegerField(read_only=True, help_text="1-based, oldest first.")
+    attachments = serializers.SerializerMethodField()
+
     class Meta:
         model = Message
         fields = (
             "id",
+            "parent_id",
+            "sibling_count",
+            "sibling_index",
             "role",
             "content",
+            "reasoning",
+            "attachments",
             "status",
             "model",
             "input_tokens",
@@ -44,11 +88,22 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
             "edited_at",
         )
 
+    @extend_schema_field(AttachmentSerializer(many=True))
+    def get_attachments(self, message: Message) -> list[dict[str, Any]]:
+        return list(AttachmentSerializer(files.attached(message), many=True).data)
+
 
 class HistoryMessageSerializer(serializers.ModelSerializer[Message]):
+    parent_id = serializers.IntegerField(read_only=True, allow_null=True)
+    attachments = serializers.SerializerMethodField()
+
     class Meta:
         model = Message
-        fields = ("id", "role", "content", "status", "created_at")
+        fields = ("id", "parent_id", "role", "content", "reasoning", "attachments", "status", "created_at")
+
+    @extend_schema_field(AttachmentSerializer(many=True))
+    def get_attachments(self, message: Message) -> list[dict[str, Any]]:
+        return list(AttachmentSerializer(files.attached(message), many=True).data)
 
 
 class ConversationSerializer(serializers.ModelSerializer[Conversation]):
@@ -78,11 +133,19 @@ class ConversationSerializer(serializers.ModelSerializer[Conversation]):
 class HistorySerializer(serializers.ModelSerializer[Conversation]):
     """The shape of a history entry; `history_representation` renders pages of it."""
 
-    messages = HistoryMessageSerializer(many=True, read_only=True)
+    messages = serializers.SerializerMethodField(help_text="The current branch, root to leaf.")
 
     class Meta:
         model = Conversation
         fields = ("id", "title", "model", "created_at", "updated_at", "messages")
+
+    @extend_schema_field(HistoryMessageSerializer(many=True))
+    def get_messages(self, conversation: Conversation) -> list[dict[str, Any]]:
+        messages = branch_of(
+            messages=list(conversation.messages.order_by("id")), leaf_id=conversation.current_leaf_id
+        )
+        files.prefetch_attachments(messages)
+        return list(HistoryMessageSerializer(messages, many=True).data)
 
 
 _datetime = serializers.DateTimeField()
@@ -118,19 +181,34 @@ def history_representation(
 
 
 class SharedMessageSerializer(serializers.ModelSerializer[Message]):
+    attachments = serializers.SerializerMethodField(
+        help_text="The files' names: their content is not shared."
+    )
+
     class Meta:
         model = Message
-        fields = ("role", "content", "created_at")
+        fields = ("role", "content", "reasoning", "attachments", "created_at")
+
+    @extend_schema_field(SharedAttachmentSerializer(many=True))
+    def get_attachments(self, message: Message) -> list[dict[str, Any]]:
+        return list(SharedAttachmentSerializer(files.attached(message), many=True).data)
 
 
 class SharedConversationSerializer(serializers.ModelSerializer[Conversation]):
-    """What a share link shows: the title and the messages, nothing about the owner."""
+    """What a share link shows: the title and the current branch, nothing about the owner."""
 
-    messages = SharedMessageSerializer(many=True, read_only=True)
+    messages = serializers.SerializerMethodField(help_text="The current branch, root to leaf.")
 
     class Meta:
         model = Conversation
         fields = ("title", "model", "created_at", "messages")
+
+    @extend_schema_field(SharedMessageSerializer(many=True))
+    def get_messages(self, conversation: Conversation) -> list[dict[str, Any]]:
+        # The prefetched messages (chats.selectors.shared_conversation_get): no query per message.
+        messages = branch_of(messages=list(conversation.messages.all()), leaf_id=conversation.current_leaf_id)
+        files.prefetch_attachments(messages)
+        return list(SharedMessageSerializer(messages, many=True).data)
 
 
 class TemplateSerializer(serializers.ModelSerializer[Template]):

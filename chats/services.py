@@ -13,7 +13,7 @@ from django.utils import timezone
 from rest_framework.exceptions import PermissionDenied
 
 from accounts.models import User
-from chats.models import Conversation, Message, MessageRole, MessageStatus, Template
+from chats.models import Conversation, Message, MessageStatus, Template
 from chats.notifications import notify_user
 from nexus.lib.errors import ApiError
 
@@ -123,25 +123,14 @@ def conversation_check_idle(*, conversation_id: int, lock: bool = False) -> None
 
 
 @transaction.atomic
-def message_edit(*, message: Message, content: str) -> Message:
-    """Edits a user message; the messages after it answered the old text, so they go."""
-    if message.role != MessageRole.USER:
-        raise ApiError("Only your own messages can be edited.", code="not_editable", param="content")
-    conversation_check_idle(conversation_id=message.conversation_id, lock=True)
-    message.conversation.messages.filter(id__gt=message.pk).delete()
-    message.content = content
-    message.edited_at = timezone.now()
-    message.save(update_fields=["content", "edited_at"])
-    conversation_touch(conversation_id=message.conversation_id)
-    return message
-
-
-@transaction.atomic
 def message_delete(*, message: Message) -> None:
+    """Deletes one message; the messages that followed it follow its parent now, so a
+    branch loses that message only (an edit is a new message: chats.turn)."""
     if message.status == "streaming":
         raise ApiError(
             "This reply is still being written; stop it first.", code="turn_in_progress", status_code=409
         )
+    Message.objects.filter(parent=message).update(parent_id=message.parent_id)
     message.delete()
 
 

@@ -20,7 +20,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ParamSpec, TypeVar
 
@@ -32,7 +32,8 @@ from django.utils import timezone
 from accounts.models import ApiKey, User
 from accounts.restrictions import key_model_check
 from billing.services import Admission, admission_extend, admission_release, admission_reserve
-from chats import journal, runner, selectors
+from chats import branches, journal, runner, selectors, titles
+from chats import files as chat_files
 from chats.models import Conversation, Message, MessageRole, MessageStatus, Template
 from chats.notifications import notify_user
 from chats.recovery import outcome_save, streams_repair, sweeper_ensure
@@ -41,7 +42,7 @@ from chats.streams import hub, stream_key_for
 from llm import parameters
 from llm.selectors import route_get
 from llm.services import stream_chat
-from llm.tokens import estimate_request_tokens, estimate_tokens
+from llm.tokens import estimate_message_tokens, estimate_request_tokens, estimate_tokens
 from llm.types import (
     Capability,
     ChatMessage,
@@ -53,6 +54,7 @@ from llm.types import (
     Route,
     Served,
     TextDelta,
+    TextPart,
     ToolCall,
     ToolCallDelta,
     Usage,
@@ -80,6 +82,9 @@ class TurnSpec:
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
+    # Ids of the caller's files the message attaches (chats.files); None: an edit keeps the
+    # edited message's, a regenerated reply answers its message with the files it had.
+    attachments: Sequence[int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +101,10 @@ class PreparedTurn:
     dropped_params: tuple[str, ...] = ()
     # The ledger's kind of call (billing.models.CallKind): "chat", or "title" for a title.
     kind: str = "chat"
+    # The message the reply answers (chats.branches), told to the client in `start`.
+    parent_message_id: int | None = None
+    # A new conversation of /chat, for the title model to name after its first reply (chats.titles).
+    retitle: bool = False
 
 
 @dataclass
@@ -148,13 +157,25 @@ def _model_name(spec: TurnSpec, conversation: Conversation | None, template: Tem
     return runtime.default_model()
 
 
-def _route(name: str, *, api_key: ApiKey | None = None) -> Route:
-    """The route of the model `name`, once the caller's key may use it (else 403)."""
+_WRONG_KIND = {
+    "chat": "is an embedding model: it writes no replies. Call it through /v1/embeddings, or "
+    "choose a chat model.",
+    "embedding": "is a chat model: it makes no embeddings. Call it through /v1/chat/completions, "
+    "or choose an embedding model.",
+}
+
+
+def model_route(name: str, *, api_key: ApiKey | None = None, kind: str = "chat") -> Route:
+    """The route of the model `name` (or an alias of one) of `kind`, once the caller's key
+    may use it: 403 for a model the key may not use, 404 unknown, 400 of the other kind."""
     key_model_check(key=api_key, name=name)
     try:
-        return route_get(name=name)
+        route = route_get(name=name)
     except UnknownModelError as exc:
         raise ModelNotAvailable(str(exc), param="model") from None
+    if route.primary.kind != kind:
+        raise ApiError(f"The model {name} {_WRONG_KIND[kind]}", code="model_not_capable", param="model")
+    return route
 
 
 def _parameters(spec: TurnSpec, *layers: dict[str, Any]) -> dict[str, Any]:
@@ -176,19 +197,24 @@ def _context(
     """
     budget = target.context_window - max_tokens - estimate_tokens(system)
     kept: list[ChatMessage] = []
+    vision = "vision" in target.capabilities
     for message in newest_first:
         calls = tuple(
             ToolCall(id=call["id"], name=call["name"], arguments=call["arguments"])
             for call in message.tool_calls or ()
         )
+        # Attached files go before the text, and count like any content (chats.files).
+        attached = chat_files.message_parts(message=message, vision=vision)
         cost = estimate_tokens(message.content) + sum(estimate_tokens(call.arguments) for call in calls) + 4
+        if attached:
+            cost += estimate_message_tokens(ChatMessage(role="user", content=attached))
         if budget - cost < 0 and kept:
             break
         budget -= cost
         kept.append(
             ChatMessage(
                 role=message.role,  # type: ignore[arg-type]
-                content=message.content,
+                content=(*attached, TextPart(message.content)) if attached else message.content,
                 tool_calls=calls,
                 tool_call_id=message.tool_call_id,
             )
@@ -208,15 +234,15 @@ def _context(
 def _history_newest_first(
     conversation: Conversation | None, *, up_to: int | None = None
 ) -> Iterator[Message]:
-    """The conversation's finished messages with text, newest first, fetched as they are read."""
+    """The finished messages with text of the branch ending at `up_to` (None: the current
+    branch), newest first, fetched as they are read (chats.branches)."""
     if conversation is None:
         return iter(())
     messages = conversation.messages.exclude(status=MessageStatus.STREAMING)
     messages = messages.exclude(content="", tool_calls=[])
-    if up_to is not None:
-        messages = messages.filter(pk__lte=up_to)
+    messages = messages.filter(branches.branch_filter(conversation=conversation, leaf_id=up_to))
     fields = ("id", "role", "content", "tool_calls", "tool_call_id")
-    return messages.order_by("-id").only(*fields).iterator(chunk_size=64)
+    return chat_files.with_attachments(messages.order_by("-id").only(*fields)).iterator(chunk_size=64)
 
 
 def _admit(*, user: User, api_key: ApiKey | None, target: ModelTarget, request: ChatRequest) -> Admission:
@@ -238,6 +264,7 @@ def turn_prepare_gateway(
     request: ChatRequest,
     needs: Mapping[Capability, str] | None = None,
     save: bool = False,
+    previous: Message | None = None,
 ) -> PreparedTurn:
     """A turn of the OpenAI-compatible gateway: the client sends the whole context.
 
@@ -246,14 +273,40 @@ def turn_prepare_gateway(
     provider kind cannot honour is dropped (PreparedTurn.dropped_params) or, when the model
     says so, refused. Nothing is saved but the usage, unless `save`: then the exchange
     becomes a new conversation of the caller, its reply saved like any other.
+
+    With `previous`, a reply of the caller's (the Responses API's previous_response_id), the
+    turn continues its conversation: the context is the conversation up to that reply, then
+    the request's messages, which `save` appends there, each following the one before.
     """
     maintenance_check(user=user)
-    route = _route(model, api_key=api_key)
+    route = model_route(model, api_key=api_key)
     target = route.primary
     request, dropped = _fit(target, request, needs or {})
     request = replace(
         request, max_tokens=min(request.max_tokens or target.max_output_tokens, target.max_output_tokens)
     )
+    new_messages = request.messages
+    if previous is not None:
+        if save:  # before admission, so that a refused call costs no call of the caller's limit
+            conversation_check_idle(conversation_id=previous.conversation_id)
+        history = _context(
+            target=target,
+            system="",
+            newest_first=_history_newest_first(previous.conversation, up_to=previous.pk),
+            max_tokens=(request.max_tokens or 0) + estimate_request_tokens(request),
+        )
+        # A function's output names the function it answers (Gemini needs it), maybe from the history.
+        names = {call.id: call.name for message in history + new_messages for call in message.tool_calls}
+        request = replace(
+            request,
+            messages=history
+            + tuple(
+                replace(message, name=message.name or names.get(message.tool_call_id, ""))
+                if message.role == "tool"
+                else message
+                for message in new_messages
+            ),
+        )
     admission = _admit(user=user, api_key=api_key, target=target, request=request)
     if not save:
         return PreparedTurn(
@@ -264,30 +317,51 @@ def turn_prepare_gateway(
             stream_key=f"gateway:{uuid.uuid4().hex}",
             dropped_params=dropped,
         )
-    first_user_text = next((m.text for m in request.messages if m.role == MessageRole.USER), "")
+    first_user_text = next((m.text for m in new_messages if m.role == MessageRole.USER), "")
+    written: list[Message] = []
 
     def write_exchange() -> tuple[Conversation, bool]:
-        conversation = Conversation.objects.create(
-            owner=user, title=title_from_message(first_user_text), model=model, system_prompt=request.system
-        )
-        Message.objects.bulk_create(
-            Message(
-                conversation=conversation,
-                role=message.role,
-                content=message.text,
-                tool_calls=[
-                    {"id": call.id, "name": call.name, "arguments": call.arguments}
-                    for call in message.tool_calls
-                ],
-                tool_call_id=message.tool_call_id,
+        if previous is not None:
+            conversation = previous.conversation
+            conversation_check_idle(conversation_id=conversation.pk, lock=True)
+            # A line of messages from before branches becomes one, before the chain grows from it.
+            branches.conversation_link(conversation_id=conversation.pk)
+        else:
+            conversation = Conversation.objects.create(
+                owner=user,
+                title=title_from_message(first_user_text),
+                model=model,
+                system_prompt=request.system,
             )
-            for message in request.messages
-            if message.role in MessageRole.values and (message.text or message.tool_calls)
+        written.extend(
+            Message.objects.bulk_create(
+                Message(
+                    conversation=conversation,
+                    role=message.role,
+                    content=message.text,
+                    tool_calls=[
+                        {"id": call.id, "name": call.name, "arguments": call.arguments}
+                        for call in message.tool_calls
+                    ],
+                    tool_call_id=message.tool_call_id,
+                )
+                for message in new_messages
+                if message.role in MessageRole.values and (message.text or message.tool_calls)
+            )
         )
-        return conversation, True
+        # The messages are a chain, from the reply continued (if any) to the new reply.
+        for parent, message in zip([previous, *written], written, strict=False):
+            message.parent = parent
+        Message.objects.bulk_update(written, ["parent"])
+        return conversation, previous is None
 
     prepared = _prepared_with_reply(
-        user=user, route=route, request=request, admission=admission, write=write_exchange
+        user=user,
+        route=route,
+        request=request,
+        admission=admission,
+        write=write_exchange,
+        answers=lambda: written[-1] if written else previous,
     )
     return replace(prepared, dropped_params=dropped)
 
@@ -343,13 +417,19 @@ def turn_prepare(
     api_key: ApiKey | None,
     spec: TurnSpec,
     regenerate: Message | None = None,
+    edit: Message | None = None,
 ) -> PreparedTurn:
     """Validates and admits a turn, and saves the user message and an empty reply.
 
-    With `regenerate`, the turn answers again the user message that `regenerate` is (or
-    that precedes it, for an assistant message): the replies after it are replaced.
+    A new message follows the leaf of the conversation's current branch (chats.branches).
+    With `regenerate`, the turn answers again the message that `regenerate` is (or that it
+    answers, for a reply): the new reply is a sibling of the earlier ones. With `edit`, a
+    user message, `spec.message` is its new text, saved as a sibling of it and answered;
+    nothing is deleted either way.
     """
     maintenance_check(user=user)
+    if edit is not None and edit.role != MessageRole.USER:
+        raise ApiError("Only your own messages can be edited.", code="not_editable", param="content")
     max_chars = runtime.max_message_chars()
     if regenerate is None and len(spec.message) > max_chars:
         raise ApiError(
@@ -361,6 +441,8 @@ def turn_prepare(
     conversation: Conversation | None = None
     if regenerate is not None:
         conversation = regenerate.conversation
+    elif edit is not None:
+        conversation = edit.conversation
     elif spec.conversation_id is not None:
         conversation = selectors.conversation_get(user=user, conversation_id=spec.conversation_id)
     template: Template | None = None
@@ -372,7 +454,7 @@ def turn_prepare(
     if conversation is not None:
         # Before admission, so that a refused click costs no call of the caller's limit.
         conversation_check_idle(conversation_id=conversation.pk)
-    route = _route(_model_name(spec, conversation, template), api_key=api_key)
+    route = model_route(_model_name(spec, conversation, template), api_key=api_key)
     target = route.primary
     parameters = _parameters(
         spec, template.parameters if template else {}, conversation.parameters if conversation else {}
@@ -391,17 +473,31 @@ def turn_prepare(
         "",
     )
 
-    anchor: Message | None = None
+    anchor: Message | None = None  # what a regenerated reply answers again
+    question: Message | None = None
     if regenerate is not None:
-        anchor = regenerate
-        if regenerate.role == MessageRole.ASSISTANT:
-            anchor = conversation.messages.filter(id__lt=regenerate.pk, role=MessageRole.USER).last()  # type: ignore[union-attr]
-            if anchor is None:
-                raise ApiError("There is no message of yours to answer again.", code="nothing_to_regenerate")
+        anchor = branches.answered_message(reply=regenerate)
         history = _history_newest_first(conversation, up_to=anchor.pk)
     else:
-        question = Message(role=MessageRole.USER, content=spec.message)
-        history = itertools.chain([question], _history_newest_first(conversation))
+        # An edit follows what the edited message followed; a new message, the current leaf.
+        follows = (
+            branches.parent_of(message=edit)
+            if edit is not None
+            else branches.leaf_id(conversation=conversation)
+        )
+        question = Message(
+            role=MessageRole.USER,
+            content=spec.message,
+            parent_id=follows,
+            edited_at=timezone.now() if edit is not None else None,
+        )
+        earlier = _history_newest_first(conversation, up_to=follows) if follows is not None else iter(())
+        history = itertools.chain([question], earlier)
+    # The files the message carries (the caller's own; images only for a model that reads them),
+    # checked before anything is saved or charged.
+    attached = chat_files.turn_files(user=user, target=target, ids=spec.attachments, carried=anchor or edit)
+    if question is not None:
+        chat_files.attach_unsaved(message=question, files=attached)
 
     request = ChatRequest(
         messages=_context(target=target, system=system, newest_first=history, max_tokens=max_tokens),
@@ -421,18 +517,31 @@ def turn_prepare(
                 template=template,
                 system_prompt=spec.system_prompt or "",
             )
-            Message.objects.create(conversation=created, role=MessageRole.USER, content=spec.message)
+            assert question is not None  # noqa: S101 - only a new message starts a conversation
+            question.conversation = created
+            question.save(force_insert=True)
+            chat_files.attachments_save(message=question)
             return created, True
         conversation_check_idle(conversation_id=conversation.pk, lock=True)
-        if anchor is not None:
-            conversation.messages.filter(id__gt=anchor.pk).delete()
-        else:
-            Message.objects.create(conversation=conversation, role=MessageRole.USER, content=spec.message)
+        # A line of messages from before branches becomes one, before a branch grows from it.
+        branches.conversation_link(conversation_id=conversation.pk)
+        if question is not None:
+            question.conversation = conversation
+            question.save(force_insert=True)
+            chat_files.attachments_save(message=question)
         return conversation, False
 
-    return _prepared_with_reply(
-        user=user, route=route, request=request, admission=admission, write=write_question
+    prepared = _prepared_with_reply(
+        user=user,
+        route=route,
+        request=request,
+        admission=admission,
+        write=write_question,
+        answers=lambda: question or anchor,
     )
+    if prepared.created_conversation and runtime.title_model():
+        prepared = replace(prepared, retitle=True)
+    return prepared
 
 
 def _prepared_with_reply(
@@ -442,20 +551,30 @@ def _prepared_with_reply(
     request: ChatRequest,
     admission: Admission,
     write: Callable[[], tuple[Conversation, bool]],
+    answers: Callable[[], Message | None] | None = None,
 ) -> PreparedTurn:
     """Runs `write` (the conversation and the caller's side of the turn) and adds the empty
-    reply, in one transaction; if anything fails the reservation is given back."""
+    reply, in one transaction; if anything fails the reservation is given back.
+
+    `answers` names, once `write` ran, the message the reply follows (its parent).
+    """
     try:
         with transaction.atomic():
             conversation, created = write()
+            parent = answers() if answers is not None else None
             reply = Message.objects.create(
                 conversation=conversation,
+                parent=parent,
                 role=MessageRole.ASSISTANT,
                 status=MessageStatus.STREAMING,
                 model=route.primary.name,
             )
             conversation.updated_at = timezone.now()
-            Conversation.objects.filter(pk=conversation.pk).update(updated_at=conversation.updated_at)
+            # The reply is the newest message: the current branch ends there (chats.branches).
+            conversation.current_leaf_id = None
+            Conversation.objects.filter(pk=conversation.pk).update(
+                updated_at=conversation.updated_at, current_leaf=None
+            )
             notify_user(
                 user_id=user.pk,
                 event="conversation.created" if created else "conversation.updated",
@@ -482,6 +601,7 @@ def _prepared_with_reply(
         assistant_message_id=reply.pk,
         stream_key=stream_key_for(reply.pk),
         created_conversation=created,
+        parent_message_id=parent.pk if parent is not None else None,
     )
 
 
@@ -524,6 +644,7 @@ async def run_turn(prepared: PreparedTurn) -> None:
             "conversation_id": prepared.conversation_id,
             "message_id": prepared.assistant_message_id,
             "model": outcome.target.name,
+            **({"parent_id": prepared.parent_message_id} if prepared.parent_message_id else {}),
         },
     )
     admission = prepared.admission
@@ -583,6 +704,13 @@ async def run_turn(prepared: PreparedTurn) -> None:
         outcome.status = MessageStatus.FAILED
         outcome.error = LLMError("upstream_error", "The reply failed unexpectedly.")
     await _finish(prepared, outcome)
+    if prepared.retitle and prepared.conversation_id and outcome.status == MessageStatus.COMPLETE:
+        titles.title_start(
+            user_id=prepared.user_id,
+            conversation_id=prepared.conversation_id,
+            question=next((m.text for m in reversed(prepared.request.messages) if m.role == "user"), ""),
+            answer="".join(outcome.text),
+        )
 
 
 async def _reserve_more(admission: Admission, target: ModelTarget) -> Admission | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from chats import gateway, views
+from chats import embeddings, gateway, messages_api, responses_api, views
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("chat/send", views.SendView.as_view(), name="chat-send"),
@@ -35,6 +35,12 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "chat/messages/<int:message_id>/stream", views.MessageStreamView.as_view(), name="chat-message-stream"
     ),
     path("chat/messages/<int:message_id>/stop", views.StopView.as_view(), name="chat-message-stop"),
+    path(
+        "chat/messages/<int:message_id>/select", views.MessageSelectView.as_view(), name="chat-message-select"
+    ),
+    path("chat/files", views.FileListView.as_view(), name="chat-files"),
+    path("chat/files/<int:file_id>", views.FileDetailView.as_view(), name="chat-file"),
+    path("chat/files/<int:file_id>/content", views.FileContentView.as_view(), name="chat-file-content"),
     path("chat/templates", views.TemplateListView.as_view(), name="chat-templates"),
     path("chat/templates/<int:template_id>", views.TemplateDetailView.as_view(), name="chat-template"),
     path("chat/shared/<str:token>", views.SharedConversationView.as_view(), name="chat-shared"),
@@ -44,5 +50,18 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "v1/chat/completions",
         gateway.answering(gateway.ChatCompletionsView.as_view()),
         name="v1-chat-completions",
+    ),
+    path(
+        "v1/responses",
+        gateway.answering(responses_api.ResponsesView.as_view()),
+        name="v1-responses",
+    ),
+    path("v1/responses/<str:response_id>", responses_api.ResponseView.as_view(), name="v1-response"),
+    path("v1/embeddings", gateway.answering(embeddings.EmbeddingsView.as_view()), name="v1-embeddings"),
+    path("v1/messages", gateway.answering(messages_api.MessagesView.as_view()), name="v1-messages"),
+    path(
+        "v1/messages/count_tokens",
+        messages_api.CountTokensView.as_view(),
+        name="v1-messages-count-tokens",
     ),
 ]

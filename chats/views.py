@@ -5,23 +5,27 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from django.db import connection
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
+from django.utils.http import content_disposition_header
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotAuthenticated
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ApiKey, User
-from chats import selectors, services
-from chats.models import Conversation, Message, Template
+from chats import branches, files, selectors, services
+from chats.models import ChatFile, Conversation, Message, Template
 from chats.recovery import message_events
 from chats.serializers import (
+    ChatFileSerializer,
     ConversationSerializer,
     HistorySerializer,
     MessageSerializer,
@@ -89,6 +93,13 @@ def start_and_stream(prepared: Any) -> StreamingHttpResponse:
     return sse_response(hub.subscribe_batches(prepared.stream_key))
 
 
+def attachments_input(**kwargs: Any) -> serializers.ListField:
+    """Ids of the caller's files (POST /chat/files) a message attaches. The limit is the setting
+    MAX_ATTACHMENTS (chats.files); this only bounds the list read."""
+    child = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    return serializers.ListField(child=child, max_length=100, **kwargs)
+
+
 class SendInput(serializers.Serializer[dict[str, Any]]):
     message = serializers.CharField()
     conversation_id = serializers.IntegerField(required=False, allow_null=True, min_value=1)
@@ -98,6 +109,7 @@ class SendInput(serializers.Serializer[dict[str, Any]]):
     temperature = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=2)
     top_p = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
     max_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=1_000_000)
+    attachments = attachments_input(required=False)
 
 
 class SendView(ChatView):
@@ -134,11 +146,20 @@ class HistoryView(ChatView, generics.ListAPIView[Conversation]):
     serializer_class = HistorySerializer  # the shape; pages are rendered from rows
 
     def get_queryset(self) -> QuerySet[Conversation, dict[str, Any]]:  # type: ignore[override]
-        return selectors.history_list(user=_user(self.request))
+        return files.conversations_with_attachments(selectors.history_list(user=_user(self.request)))
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         conversations = list(self.paginate_queryset(self.get_queryset()) or [])
-        messages = selectors.history_messages(conversation_ids=[row["id"] for row in conversations])
+        leaves = {row["id"]: row.pop("current_leaf_id") for row in conversations}
+        with_files = [row["id"] for row in conversations if row.pop("has_attachments")]
+        messages = selectors.history_messages(conversation_ids=list(leaves), leaves=leaves)
+        # The attachments of the conversations that have any, in one more query (none if none has).
+        attached = files.attachment_rows(
+            message_ids=[message["id"] for pk in with_files for message in messages.get(pk, [])]
+        )
+        for entries in messages.values():
+            for message in entries:
+                message["attachments"] = attached.get(message["id"], [])
         return self.get_paginated_response(history_representation(conversations, messages))
 
 
@@ -214,14 +235,68 @@ class ConversationDetailView(ChatView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+def _all_branches(request: Request) -> bool:
+    value = request.query_params.get("all", "false")
+    if value not in ("true", "false"):
+        raise serializers.ValidationError({"all": ["Use true or false."]})
+    return value == "true"
+
+
 class ConversationMessagesView(ChatView, generics.ListAPIView[Message]):
+    """The current branch, root to leaf; with `?all=true` every message, in the order written."""
+
     serializer_class = MessageSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "all", bool, description="Every branch's messages (true), not only the current one."
+            )
+        ]
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
     def get_queryset(self) -> QuerySet[Message]:
         conversation = selectors.conversation_get(
             user=_user(self.request), conversation_id=self.kwargs["conversation_id"]
         )
-        return selectors.message_list(conversation=conversation)
+        messages = selectors.message_list(conversation=conversation, all_branches=_all_branches(self.request))
+        return files.with_attachment_flag(messages)
+
+    def paginate_queryset(self, queryset: QuerySet[Message]) -> list[Message] | None:  # type: ignore[override]
+        page = super().paginate_queryset(queryset)
+        files.prefetch_attachments(page or [])
+        return page
+
+
+class MessageSelectView(ChatView, generics.GenericAPIView[Message]):
+    """Makes the branch through a message current, and answers that branch, root to leaf,
+    paginated as GET /chat/conversations/{id}/messages is."""
+
+    serializer_class = MessageSerializer
+    queryset = Message.objects.none()  # the shape only: the messages are the caller's branch
+
+    @extend_schema(
+        request=None,
+        responses=inline_serializer(
+            "SelectedBranch",
+            {
+                "count": serializers.IntegerField(),
+                "next": serializers.URLField(allow_null=True),
+                "previous": serializers.URLField(allow_null=True),
+                "results": MessageSerializer(many=True),
+            },
+        ),
+    )
+    def post(self, request: Request, message_id: int) -> Response:
+        message = selectors.message_get(user=_user(request), message_id=message_id)
+        conversation = branches.message_select(message=message)
+        page = self.paginate_queryset(
+            files.with_attachment_flag(selectors.message_list(conversation=conversation))
+        )
+        files.prefetch_attachments(page or [])
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
 
 ShareOutput = inline_serializer(
@@ -259,16 +334,31 @@ class SharedConversationView(APIView):
 
 class MessageEditInput(serializers.Serializer[dict[str, Any]]):
     content = serializers.CharField()
+    attachments = attachments_input(required=False, help_text="Omitted: the edited message's files.")
 
 
 class MessageDetailView(ChatView):
-    @extend_schema(request=MessageEditInput, responses=MessageSerializer)
-    def patch(self, request: Request, message_id: int) -> Response:
+    @extend_schema(
+        request=MessageEditInput,
+        responses=SSE_RESPONSE,
+        description="Edits a user message: the new text is saved as a sibling of it (nothing is "
+        "deleted) and answered, streamed as POST /chat/send streams; `start` names the new "
+        "message as `parent_id`.",
+    )
+    def patch(self, request: Request, message_id: int) -> StreamingHttpResponse:
         message = selectors.message_get(user=_user(request), message_id=message_id)
         serializer = MessageEditInput(data=request.data)
         serializer.is_valid(raise_exception=True)
-        message = services.message_edit(message=message, content=serializer.validated_data["content"])
-        return Response(MessageSerializer(message).data)
+        prepared = turn_prepare(
+            user=_user(request),
+            api_key=_api_key(request),
+            spec=TurnSpec(
+                message=serializer.validated_data["content"],
+                attachments=serializer.validated_data.get("attachments"),
+            ),
+            edit=message,
+        )
+        return start_and_stream(prepared)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, message_id: int) -> Response:
@@ -308,6 +398,94 @@ class StopView(ChatView):
         """Stops the turn writing this reply, from any server process; the text so far is kept."""
         stop_turn(user=_user(request), message_id=message_id)
         return Response(status=status.HTTP_202_ACCEPTED)
+
+
+# --- files -----------------------------------------------------------------------------
+
+
+class FileUploadInput(serializers.Serializer[dict[str, Any]]):
+    file = serializers.FileField(max_length=10_000)
+
+
+def _content_length(request: Request) -> int:
+    raw = request.META.get("CONTENT_LENGTH") or "0"
+    return int(raw) if raw.isascii() and raw.isdigit() else 0
+
+
+def file_response(chat_file: ChatFile) -> StreamingHttpResponse:
+    """The stored bytes as a download, read in a worker thread a chunk at a time."""
+    chunks = files.file_chunks(chat_file=chat_file)
+
+    async def streamed() -> AsyncIterator[bytes]:
+        read = sync_to_async(lambda: next(chunks, b""), thread_sensitive=False)
+        try:
+            while chunk := await read():
+                yield chunk
+        finally:
+            await sync_to_async(chunks.close, thread_sensitive=False)()
+
+    response = StreamingHttpResponse(streamed(), content_type=chat_file.content_type)
+    response["Content-Length"] = str(chat_file.size)
+    response["Content-Disposition"] = (
+        content_disposition_header(as_attachment=True, filename=chat_file.name) or "attachment"
+    )
+    response["Cache-Control"] = "private, no-cache"
+    return response
+
+
+FILE_CONTENT = {
+    (200, "application/octet-stream"): OpenApiResponse(
+        OpenApiTypes.BINARY, description="The file's bytes, with its own content type, as an attachment."
+    )
+}
+
+
+class FileListView(ChatView, generics.ListAPIView[ChatFile]):
+    """The caller's files, newest first; POST uploads one (multipart, field `file`)."""
+
+    serializer_class = ChatFileSerializer
+    parser_classes = (MultiPartParser,)
+
+    def get_queryset(self) -> QuerySet[ChatFile]:
+        return files.file_list(user=_user(self.request))
+
+    @extend_schema(request={"multipart/form-data": FileUploadInput}, responses={201: ChatFileSerializer})
+    def post(self, request: Request) -> Response:
+        # Before the body is parsed: a file over the limit is refused without being read.
+        files.upload_size_check(content_length=_content_length(request))
+        serializer = FileUploadInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        chat_file = files.file_create(user=_user(request), upload=serializer.validated_data["file"])
+        return Response(ChatFileSerializer(chat_file).data, status=status.HTTP_201_CREATED)
+
+
+class FileDetailView(ChatView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("download", bool, description="The file's bytes (true), not its metadata.")
+        ],
+        responses={(200, "application/json"): ChatFileSerializer, **FILE_CONTENT},
+    )
+    def get(self, request: Request, file_id: int) -> Response | StreamingHttpResponse:
+        chat_file = files.file_get(user=_user(request), file_id=file_id)
+        download = request.query_params.get("download", "false")
+        if download not in ("true", "false", "1", "0"):
+            raise serializers.ValidationError({"download": ["Use true or false."]})
+        if download in ("true", "1"):
+            return file_response(chat_file)
+        return Response(ChatFileSerializer(chat_file).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, file_id: int) -> Response:
+        files.file_delete(chat_file=files.file_get(user=_user(request), file_id=file_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class FileContentView(ChatView):
+    @extend_schema(responses=FILE_CONTENT)
+    def get(self, request: Request, file_id: int) -> StreamingHttpResponse:
+        """The file's bytes, with its content type, as a download."""
+        return file_response(files.file_get(user=_user(request), file_id=file_id))
 
 
 # --- templates -------------------------------------------------------------------------

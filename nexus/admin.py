@@ -52,6 +52,7 @@ class RuntimeSettingsForm(forms.ModelForm[RuntimeSettings]):
         choices=(), coerce=_optional_bool, empty_value=None, required=False
     )
     default_model = forms.ChoiceField(choices=(), required=False)
+    title_model = forms.ChoiceField(choices=(), required=False)
 
     class Meta:
         model = RuntimeSettings
@@ -68,11 +69,18 @@ class RuntimeSettingsForm(forms.ModelForm[RuntimeSettings]):
         if self.instance.registration_open is not None:
             self.initial["registration_open"] = "true" if self.instance.registration_open else "false"
         names = list(Model.objects.order_by("name").values_list("name", flat=True))
+        title_names = [*names]
         if self.instance.default_model and self.instance.default_model not in names:
             names.append(self.instance.default_model)
         cast(forms.ChoiceField, self.fields["default_model"]).choices = [
             ("", f"As the environment says ({defaults.default_model})"),
             *((name, name) for name in names),
+        ]
+        if self.instance.title_model and self.instance.title_model not in title_names:
+            title_names.append(self.instance.title_model)
+        cast(forms.ChoiceField, self.fields["title_model"]).choices = [
+            ("", "None: a conversation is titled with its first words"),
+            *((name, name) for name in title_names),
         ]
         for name, default in (
             ("default_monthly_budget", defaults.default_monthly_budget),
@@ -86,6 +94,7 @@ class RuntimeSettingsForm(forms.ModelForm[RuntimeSettings]):
             "registration_open"
         ).help_text
         self.fields["default_model"].help_text = RuntimeSettings._meta.get_field("default_model").help_text
+        self.fields["title_model"].help_text = RuntimeSettings._meta.get_field("title_model").help_text
 
 
 @admin.register(RuntimeSettings)
@@ -93,7 +102,7 @@ class RuntimeSettingsAdmin(admin.ModelAdmin[RuntimeSettings]):
     form = RuntimeSettingsForm
     fieldsets = (
         ("Accounts", {"fields": ("registration_open", "registrations_per_hour")}),
-        ("Chat", {"fields": ("default_model", "max_message_chars")}),
+        ("Chat", {"fields": ("default_model", "max_message_chars", "title_model")}),
         ("Quotas", {"fields": ("default_monthly_budget", "ai_calls_per_minute")}),
         ("Maintenance", {"fields": ("maintenance_mode", "maintenance_message")}),
     )

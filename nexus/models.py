@@ -62,6 +62,12 @@ class RuntimeSettings(models.Model):
     maintenance_message = models.CharField(
         max_length=500, blank=True, help_text="What callers are told while maintenance mode is on."
     )
+    title_model = models.CharField(
+        max_length=128,
+        blank=True,
+        help_text="The model that titles each new conversation after its first reply, charged to its "
+        "user; empty: a conversation is titled with its first words.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -68,7 +68,7 @@ def runtime_settings_update(
     row = RuntimeSettings.objects.select_for_update().get(pk=SINGLETON_ID)
     before_stored = runtime.load()
     for name, value in changes.items():
-        if value is None and name in ("default_model", "maintenance_message"):
+        if value is None and name in ("default_model", "maintenance_message", "title_model"):
             value = ""
         setattr(row, name, value)
     try:
@@ -78,6 +78,9 @@ def runtime_settings_update(
     if row.default_model and not Model.objects.filter(name=row.default_model).exists():
         message = f"There is no model named {row.default_model!r}."
         raise ApiError(message, code="invalid", param="default_model", fields={"default_model": [message]})
+    if row.title_model and not Model.objects.filter(name=row.title_model).exists():
+        message = f"There is no model named {row.title_model!r}."
+        raise ApiError(message, code="invalid", param="title_model", fields={"title_model": [message]})
     row.save()
     after_stored = runtime.load()
     before, after = runtime.resolve(before_stored), runtime.resolve(after_stored)

@@ -302,6 +302,16 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 # The AI surfaces (/v1) take larger bodies: images and files travel inline, base64-encoded.
 MAX_AI_REQUEST_BYTES = env_int("MAX_AI_REQUEST_BYTES", "33554432", minimum=1024)
 MAX_IMAGE_BYTES = env_int("MAX_IMAGE_BYTES", "20971520", minimum=1024)  # one inline image or file, decoded
+# Uploads for attachments (POST /chat/files): one file's size, a user's total, files per message,
+# and the types taken (chats.files checks that each file is what its type claims).
+MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", "20971520", minimum=1)
+MAX_USER_FILES_BYTES = env_int("MAX_USER_FILES_BYTES", "524288000", minimum=0)
+MAX_ATTACHMENTS = env_int("MAX_ATTACHMENTS", "10", minimum=1)
+_UPLOAD_TYPES = "image/png,image/jpeg,image/gif,image/webp,text/plain,text/markdown,text/csv"
+_UPLOAD_TYPES += ",application/json,application/pdf"
+UPLOAD_TYPES = env_list("UPLOAD_TYPES", _UPLOAD_TYPES)
+if set(UPLOAD_TYPES) - set(_UPLOAD_TYPES.split(",")):
+    raise ImproperlyConfigured(f"UPLOAD_TYPES may only name types of its default: {_UPLOAD_TYPES}.")
 AI_CALLS_PER_MINUTE = env_int("AI_CALLS_PER_MINUTE", "20", minimum=0)
 MAX_MESSAGE_CHARS = env_int("MAX_MESSAGE_CHARS", "100000", minimum=1)
 DEFAULT_MONTHLY_BUDGET = env_str("DEFAULT_MONTHLY_BUDGET", "10.00")
@@ -342,6 +352,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Providers and models both have a `kind`, of different choices: each its own enum.
+    "ENUM_NAME_OVERRIDES": {
+        "ProviderKindEnum": "llm.models.ProviderKind",
+        "ModelKindEnum": "llm.models.ModelKind",
+    },
 }
 
 # --- Internationalization, static files ------------------------------------------------
@@ -351,7 +366,7 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-STORAGES = {
+STORAGES: dict[str, dict[str, object]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
@@ -360,6 +375,36 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG
+
+# --- Uploaded files (chats.files) ------------------------------------------------------
+# Kept on the filesystem under MEDIA_ROOT, or with FILE_STORAGE=s3 in S3-compatible object
+# storage, which every server process shares. They are served only through the API, to
+# their owner: there is no MEDIA_URL.
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
+FILE_STORAGE = env_choice("FILE_STORAGE", "filesystem", ("filesystem", "s3"))
+if FILE_STORAGE == "s3":
+    AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME", "")
+    if not AWS_STORAGE_BUCKET_NAME:
+        raise ImproperlyConfigured(
+            "FILE_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME, the bucket to keep files in."
+        )
+    AWS_S3_ENDPOINT_URL = env_str("AWS_S3_ENDPOINT_URL", "")  # empty: AWS itself; else MinIO, R2, ...
+    AWS_S3_REGION_NAME = env_str("AWS_S3_REGION_NAME", "")
+    AWS_ACCESS_KEY_ID = env_str("AWS_ACCESS_KEY_ID", "")  # empty: boto3's own lookup (a role, ~/.aws)
+    AWS_SECRET_ACCESS_KEY = env_str("AWS_SECRET_ACCESS_KEY", "")
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": AWS_S3_ENDPOINT_URL or None,
+            "region_name": AWS_S3_REGION_NAME or None,
+            "access_key": AWS_ACCESS_KEY_ID or None,
+            "secret_key": AWS_SECRET_ACCESS_KEY or None,
+            "default_acl": None,  # the bucket's own: private
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
 
 # --- HTTPS behind a proxy --------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = (

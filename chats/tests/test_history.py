@@ -27,7 +27,16 @@ def test_history_holds_the_messages_in_order(alice, alice_client):
     conversation = body["results"][0]
     assert set(conversation) == {"id", "title", "model", "created_at", "updated_at", "messages"}
     assert [m["content"] for m in conversation["messages"]] == ["0.0", "0.1", "0.2"]
-    assert set(conversation["messages"][0]) == {"id", "role", "content", "status", "created_at"}
+    assert set(conversation["messages"][0]) == {
+        "id",
+        "parent_id",
+        "role",
+        "content",
+        "reasoning",
+        "attachments",
+        "status",
+        "created_at",
+    }
 
 
 def test_history_pages(alice, alice_client):

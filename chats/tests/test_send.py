@@ -204,7 +204,7 @@ async def test_stopping_a_finished_reply_is_a_conflict(async_client, chat):
     assert stop.status_code == 409
 
 
-async def test_regenerate_replaces_the_last_reply(async_client, chat):
+async def test_regenerate_adds_a_reply_beside_the_last_one(async_client, chat):
     chat.upstream.configure(reply="first answer")
     events = await read_events(await send(async_client, chat.headers, message="question", model="gpt-test"))
     old_reply = events[0].data["message_id"]
@@ -214,7 +214,11 @@ async def test_regenerate_replaces_the_last_reply(async_client, chat):
     again = await read_events(response)
     assert again[-1].event == "done"
     history = await sync_to_async(messages_of)(events[0].data["conversation_id"])
-    assert history == [("user", "question", "complete"), ("assistant", "second answer", "complete")]
+    assert history == [
+        ("user", "question", "complete"),
+        ("assistant", "first answer", "complete"),
+        ("assistant", "second answer", "complete"),
+    ]
     sent = (await sync_to_async(chat.upstream.requests)())[-1]["body"]["messages"]
     assert [m["content"] for m in sent] == ["question"]
 

@@ -2,7 +2,7 @@
 
     runtime.registration_open()      runtime.default_model()       runtime.max_message_chars()
     runtime.ai_calls_per_minute()    runtime.default_monthly_budget()
-    runtime.registrations_per_hour()
+    runtime.registrations_per_hour() runtime.title_model()
     runtime.current()                all of them at once (nexus.lib.maintenance reads it too)
 
 The stored row (nexus.models.RuntimeSettings) is cached under one key of the shared cache
@@ -46,6 +46,7 @@ class Overrides:
     max_message_chars: int | None = None
     maintenance_mode: bool = False
     maintenance_message: str = ""
+    title_model: str = ""
 
 
 FIELDS: tuple[str, ...] = tuple(field.name for field in fields(Overrides))
@@ -64,6 +65,7 @@ class RuntimeConfig:
     maintenance_mode: bool
     maintenance_message: str
     registrations_per_hour: int  # per client address; 0: no limit
+    title_model: str  # the model that titles new conversations; "": their first words
 
 
 def environment_defaults() -> RuntimeConfig:
@@ -77,6 +79,7 @@ def environment_defaults() -> RuntimeConfig:
         maintenance_mode=False,
         maintenance_message="",
         registrations_per_hour=int(settings.REGISTRATIONS_PER_HOUR),
+        title_model="",  # no environment variable: titles by a model cost money, an operator's choice
     )
 
 
@@ -100,6 +103,7 @@ def resolve(stored: Overrides) -> RuntimeConfig:
         registrations_per_hour=defaults.registrations_per_hour
         if stored.registrations_per_hour is None
         else stored.registrations_per_hour,
+        title_model=stored.title_model,
     )
 
 
@@ -171,3 +175,7 @@ def max_message_chars() -> int:
 
 def registrations_per_hour() -> int:
     return current().registrations_per_hour
+
+
+def title_model() -> str:
+    return current().title_model

@@ -243,10 +243,15 @@ def _model_form(model: Model, **changes: Any) -> dict[str, Any]:
         "context_window": "8192",
         "max_output_tokens": "4096",
         "default_params": "{}",
+        "kind": "chat",
         "fallback_entries-TOTAL_FORMS": "0",
         "fallback_entries-INITIAL_FORMS": "0",
         "fallback_entries-MIN_NUM_FORMS": "0",
         "fallback_entries-MAX_NUM_FORMS": "1000",
+        "aliases-TOTAL_FORMS": "0",
+        "aliases-INITIAL_FORMS": "0",
+        "aliases-MIN_NUM_FORMS": "0",
+        "aliases-MAX_NUM_FORMS": "1000",
     }
     data.update(changes)
     return data

@@ -16,13 +16,15 @@ from typing import Any
 import jwt
 import pytest
 from django.conf import settings
+from django.core.files.base import ContentFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
 from accounts import services as account_services
 from accounts.authentication import ApiKeyAuthentication
 from accounts.models import Role, User
-from chats.models import Conversation, Message, MessageRole, MessageStatus, Template
+from chats.models import ChatFile, Conversation, Message, MessageRole, MessageStatus, Template
+from chats.responses_api import response_token
 from llm.models import Model, Provider
 from nexus.tests.reliability.conftest import client_with, jwt_for, make_user, rows_snapshot
 
@@ -84,8 +86,20 @@ def _streaming_reply_id(owner: User) -> dict[str, Any]:
     return {"message_id": reply.pk}
 
 
+def _response_id(owner: User) -> dict[str, Any]:
+    """A stored /v1/responses exchange: its id names the reply, signed."""
+    reply = _conversation(owner).messages.filter(role=MessageRole.ASSISTANT).get()
+    return {"response_id": "resp_" + response_token(reply.pk)}
+
+
 def _template_id(owner: User) -> dict[str, Any]:
     return {"template_id": Template.objects.create(owner=owner, name="mine", system_prompt="secret").pk}
+
+
+def _file_id(owner: User) -> dict[str, Any]:
+    chat_file = ChatFile(owner=owner, name="plans.txt", content_type="text/plain", size=15)
+    chat_file.file.save("plans.txt", ContentFile(b"A's secret file"), save=True)
+    return {"file_id": chat_file.pk}
 
 
 def _key_id(owner: User) -> dict[str, Any]:
@@ -146,9 +160,13 @@ ROUTES: dict[str, Entry] = {
     "chat/messages/<int:message_id>/regenerate": Entry(_user_message_id),
     "chat/messages/<int:message_id>/stream": Entry(_streaming_reply_id),
     "chat/messages/<int:message_id>/stop": Entry(_streaming_reply_id),
+    "chat/messages/<int:message_id>/select": Entry(_user_message_id),
     "chat/templates/<int:template_id>": Entry(_template_id),
+    "chat/files/<int:file_id>": Entry(_file_id),
+    "chat/files/<int:file_id>/content": Entry(_file_id),
     "chat/shared/<str:token>": Entry(_revoked_share_token),
     "v1/models/<path:model_id>": Entry(_model_id, status=200),
+    "v1/responses/<str:response_id>": Entry(_response_id),
 }
 
 # A body valid for every PATCH and POST of these routes, so that no 400 answers before the lookup.
@@ -174,6 +192,11 @@ def test_every_id_bearing_route_has_an_isolation_entry():
     routes = set(id_bearing_routes())
     assert routes - set(ROUTES) == set(), "new id-bearing routes: add them to ROUTES in this file"
     assert set(ROUTES) - routes == set(), "ROUTES names routes that are gone: remove them"
+
+
+@pytest.fixture(autouse=True)
+def _uploads_in_a_directory_of_the_test(settings, tmp_path) -> None:
+    settings.MEDIA_ROOT = tmp_path
 
 
 @pytest.fixture
