@@ -555,6 +555,13 @@ def _reset_user(uid: str) -> User | None:
         return None
 
 
+@sensitive_variables("token")
+def password_reset_link_valid(*, uid: str, token: str) -> bool:
+    """Whether a reset link still works, without using it up (the reset page asks first)."""
+    user = _reset_user(uid)
+    return user is not None and default_token_generator.check_token(user, token)
+
+
 @sensitive_variables("token", "new_password")
 def password_reset_confirm(
     *, uid: str, token: str, new_password: str, request: AnyRequest | None = None

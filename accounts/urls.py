@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from accounts import views
+from accounts import services, views
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("auth/register", views.RegisterView.as_view(), name="auth-register"),
@@ -17,6 +17,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
         views.PasswordResetConfirmView.as_view(),
         name="auth-password-reset-confirm",
     ),
+    # Where the reset mail's links point while FRONTEND_URL is Nexus itself (its default).
+    path(services.PASSWORD_RESET_PATH.lstrip("/"), views.password_reset_page, name="password-reset-page"),
     path("users/me", views.MeView.as_view(), name="users-me"),
     path("users/me/password", views.MePasswordView.as_view(), name="users-me-password"),
     path("users/me/2fa", views.MeTwoFactorView.as_view(), name="users-me-2fa"),

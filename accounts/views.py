@@ -5,6 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -13,7 +19,7 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import NotAuthenticated, PermissionDenied
+from rest_framework.exceptions import NotAuthenticated, PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -192,6 +198,44 @@ class PasswordResetConfirmView(PublicView):
         data.is_valid(raise_exception=True)
         services.password_reset_confirm(**data.validated_data, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- /reset-password: the page a reset link opens ---------------------------------------------
+
+PASSWORD_RESET_TEMPLATE = "accounts/reset_password.html"
+
+
+@sensitive_post_parameters("new_password", "new_password_again")
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+def password_reset_page(request: HttpRequest) -> HttpResponse:
+    """The link in the reset mail opens this page (FRONTEND_URL is Nexus itself by default): a
+    form for the new password, which the reset service sets. A link that does not work (used,
+    expired, mistyped) and a password the validators refuse are said on the page, with a 400."""
+    source = request.POST if request.method == "POST" else request.GET
+    uid, token = source.get("uid", "")[:64], source.get("token", "")[:128]
+    errors: list[str] = []
+    if request.method == "POST":
+        new_password = request.POST.get("new_password", "")
+        if new_password != request.POST.get("new_password_again", ""):
+            errors.append("The two passwords are not the same.")
+        elif len(new_password) > PASSWORD_MAX_LENGTH:
+            errors.append(f"A password has at most {PASSWORD_MAX_LENGTH} characters.")
+        else:
+            try:
+                services.password_reset_confirm(
+                    uid=uid, token=token, new_password=new_password, request=request
+                )
+            except ValidationError as exc:
+                refused = exc.detail if isinstance(exc.detail, dict) else {}
+                errors.extend(str(message) for message in refused.get("new_password", []))
+            else:
+                return render(request, PASSWORD_RESET_TEMPLATE, {"done": True})
+    link_works = services.password_reset_link_valid(uid=uid, token=token)
+    context = {"uid": uid, "token": token, "errors": errors, "link_works": link_works}
+    status_code = 200 if link_works and not errors else 400
+    return render(request, PASSWORD_RESET_TEMPLATE, context, status=status_code)
 
 
 # --- /users/me ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ Reading usage needs `billing.view_usagerecord`, the permission /system/stats che
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -35,7 +35,7 @@ from billing.models import (
     UsageRecord,
     UserQuota,
 )
-from billing.money import ZERO
+from billing.money import ZERO, plain_amount
 from billing.permissions import VIEW_USAGE
 from nexus.lib.admin import ReadOnlyAdmin
 
@@ -46,6 +46,7 @@ CSV_COLUMNS = (
     "user",
     "api_key",
     "model_name",
+    "kind",
     "provider_name",
     "input_tokens",
     "output_tokens",
@@ -66,6 +67,8 @@ class _Echo:
 
 
 def _csv_cell(value: object) -> object:
+    if isinstance(value, Decimal):
+        return plain_amount(value)  # 0, not 0E-10
     # A spreadsheet runs a cell that starts with one of these as a formula.
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
@@ -83,6 +86,16 @@ def _csv_rows(queryset: QuerySet[UsageRecord]) -> Iterator[str]:
     )
     for row in rows.iterator(chunk_size=2000):
         yield writer.writerow([_csv_cell(value) for value in row])
+
+
+def _amount(field: str) -> Callable[[Any], str]:
+    """A list column of an amount without its ten decimal places: 0.0048, not 0.0048000000."""
+
+    def column(row: Any) -> str:
+        return plain_amount(getattr(row, field))
+
+    column.__name__ = field  # the column's CSS class, field-<name>, as for the field itself
+    return admin.display(description=field.replace("_", " "), ordering=field)(column)
 
 
 class _RollupValueFilter(admin.SimpleListFilter):
@@ -111,21 +124,28 @@ class ProviderNameFilter(_RollupValueFilter):
 
 @admin.register(UsageRecord)
 class UsageRecordAdmin(admin.ModelAdmin[UsageRecord]):
+    # What fits a laptop's screen beside the filters; a record's page has the rest (key,
+    # provider, cached, time to first token).
     list_display = (
         "created_at",
         "user",
-        "api_key",
         "model_name",
-        "provider_name",
+        "kind",
         "input_tokens",
         "output_tokens",
-        "cost",
+        _amount("cost"),
+        "outcome",
+        "latency_ms",
+    )
+    list_filter = (
+        "kind",
         "outcome",
         "cached",
-        "latency_ms",
-        "ttft_ms",
+        "tokens_estimated",
+        ProviderNameFilter,
+        ModelNameFilter,
+        "created_at",
     )
-    list_filter = ("outcome", "cached", "tokens_estimated", ProviderNameFilter, ModelNameFilter, "created_at")
     date_hierarchy = "created_at"
     search_fields = ("user__email", "model_name", "api_key__prefix")
     list_select_related = ("user", "api_key")
@@ -165,6 +185,7 @@ class UsageRecordAdmin(admin.ModelAdmin[UsageRecord]):
                 output_tokens=Coalesce(Sum("output_tokens"), 0),
                 cost=Coalesce(Sum("cost"), ZERO),
             )
+            context["usage_totals"]["cost"] = plain_amount(context["usage_totals"]["cost"])
         return response
 
 
@@ -178,6 +199,7 @@ class UserQuotaInline(admin.StackedInline[UserQuota, User]):
     extra = 1
     verbose_name = "quota"
     verbose_name_plural = "quota (empty: the defaults)"
+    template = "admin/billing/userquota/stacked.html"  # says when the quota is not saved yet
     fields = ("monthly_budget", "monthly_tokens", "calls_per_minute", "this_month")
     readonly_fields = ("this_month",)
 
@@ -219,7 +241,15 @@ class ApiKeyQuotaAdmin(admin.ModelAdmin[ApiKeyQuota]):
 class QuotaCounterAdmin(admin.ModelAdmin[QuotaCounter]):
     """What each user (and key) has spent and holds, month by month: read-only."""
 
-    list_display = ("month", "user", "api_key", "used", "reserved", "tokens_used", "tokens_reserved")
+    list_display = (
+        "month",
+        "user",
+        "api_key",
+        _amount("used"),
+        _amount("reserved"),
+        "tokens_used",
+        "tokens_reserved",
+    )
     list_filter = ("month",)
     list_select_related = ("user", "api_key")
     search_fields = ("user__email", "api_key__prefix")
@@ -250,7 +280,7 @@ class ReservationAdmin(ReadOnlyAdmin):
     """Budget held by calls still running; one older than an hour belongs to a dead process
     (`manage.py release_stale_reservations`)."""
 
-    list_display = ("created_at", "user", "api_key", "month", "amount", "tokens")
+    list_display = ("created_at", "user", "api_key", "month", _amount("amount"), "tokens")
     list_filter = ("month", "created_at")
     list_select_related = ("user", "api_key")
     search_fields = ("user__email", "api_key__prefix")
@@ -265,13 +295,12 @@ class DailyUsageAdmin(ReadOnlyAdmin):
         "day",
         "user",
         "model_name",
-        "provider_name",
         "api_key_ref",
         "calls",
         "calls_failed",
         "input_tokens",
         "output_tokens",
-        "cost",
+        _amount("cost"),
     )
     list_filter = ("day", ProviderNameFilter, ModelNameFilter)
     list_select_related = ("user",)
@@ -283,6 +312,12 @@ class DailyUsageAdmin(ReadOnlyAdmin):
 # --- the dashboard ------------------------------------------------------------------------
 
 RANGE_CHOICES = (7, 30, 90, 365)
+# Said in place of a cost chart when the range had calls and none of them cost anything.
+NO_COST = (
+    "These calls cost nothing: free models (such as demo), replies from the cache, "
+    "or calls that failed before their first token."
+)
+NO_COST_TO_RANK = "Nothing to rank: these calls cost nothing."
 
 
 def _money_text(amount: Decimal) -> str:
@@ -339,22 +374,26 @@ class UsageDashboardAdmin(admin.ModelAdmin[UsageDashboard]):
                     [day["output_tokens"] for day in stats["days"]],
                 ],
                 legend=["input", "output"],
+                empty_text="These calls counted no tokens.",
             ),
             "cost_chart": charts.line_chart(
                 title="Cost per day",
                 names=names,
                 values=[day["cost"] for day in stats["days"]],
                 fmt=charts.format_money,
+                empty_text=NO_COST,
             ),
             "models_chart": charts.bar_list(
                 title="Cost by model",
                 items=[(row["model"], row["cost"]) for row in stats["models"][:10]],
                 fmt=charts.format_money,
+                empty_text=NO_COST_TO_RANK,
             ),
             "users_chart": charts.bar_list(
                 title="Top users by cost",
                 items=[(row["email"], row["cost"]) for row in stats["top_users"]],
                 fmt=charts.format_money,
+                empty_text=NO_COST_TO_RANK,
             ),
             **(extra_context or {}),
         }

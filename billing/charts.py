@@ -3,6 +3,10 @@
 Each function turns numbers into shapes with coordinates in a fixed viewBox; the templates
 under billing/templates/billing/charts only place them. No JavaScript, no fonts, no
 assets from anywhere: the page draws the same offline.
+
+The viewBox is about as wide as a chart is drawn on a 1366 px screen (two side by side
+beside the admin's menu), so its 12-unit labels read at about 12 px there. A chart with
+nothing to draw (all zero) is not drawn: it says why, in its `empty_text`.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ from decimal import Decimal
 Number = int | float | Decimal
 Format = Callable[[float], str]
 
-WIDTH = 720
-HEIGHT = 240
+WIDTH = 480
+HEIGHT = 220
 # Room for the axis labels on the left and the dates at the bottom.
-LEFT, RIGHT, TOP, BOTTOM = 64, 12, 12, 28
+LEFT, RIGHT, TOP, BOTTOM = 52, 10, 12, 30
+EMPTY_TEXT = "Nothing to draw in this range."
 
 
 def nice_ceiling(value: float) -> float:
@@ -81,6 +86,7 @@ class ColumnChart:
 
     title: str
     legend: list[str]
+    empty_text: str = EMPTY_TEXT
     width: int = WIDTH
     height: int = HEIGHT
     rects: list[Rect] = field(default_factory=list)
@@ -105,11 +111,11 @@ def _axis(chart: ColumnChart, top_value: float, fmt: Format) -> float:
 
 
 def _x_labels(chart: ColumnChart, names: Sequence[str], slot: float) -> None:
-    # At most about eight labels, evenly spaced, so dates never overlap.
-    every = max(1, math.ceil(len(names) / 8))
+    # At most about six labels, evenly spaced, so dates never overlap.
+    every = max(1, math.ceil(len(names) / 6))
     for index, name in enumerate(names):
         if index % every == 0:
-            chart.labels.append(Label(x=chart.left + slot * (index + 0.5), y=chart.height - 8, text=name))
+            chart.labels.append(Label(x=chart.left + slot * (index + 0.5), y=chart.height - 10, text=name))
 
 
 def column_chart(
@@ -119,9 +125,10 @@ def column_chart(
     series: Sequence[Sequence[Number]],
     legend: Sequence[str],
     fmt: Format = format_count,
+    empty_text: str = EMPTY_TEXT,
 ) -> ColumnChart:
     """One stacked column per name; `series[s][i]` is the part of series s in column i."""
-    chart = ColumnChart(title=title, legend=list(legend))
+    chart = ColumnChart(title=title, legend=list(legend), empty_text=empty_text)
     totals = [sum(float(values[index]) for values in series) for index in range(len(names))]
     chart.empty = not any(totals)
     scale = _axis(chart, max(totals, default=0), fmt)
@@ -148,9 +155,16 @@ def column_chart(
     return chart
 
 
-def line_chart(*, title: str, names: Sequence[str], values: Sequence[Number], fmt: Format) -> ColumnChart:
+def line_chart(
+    *,
+    title: str,
+    names: Sequence[str],
+    values: Sequence[Number],
+    fmt: Format,
+    empty_text: str = EMPTY_TEXT,
+) -> ColumnChart:
     """A line through one point per name, with a dot (and its value as a tooltip) at each."""
-    chart = ColumnChart(title=title, legend=[])
+    chart = ColumnChart(title=title, legend=[], empty_text=empty_text)
     numbers = [float(value) for value in values]
     chart.empty = not any(numbers)
     scale = _axis(chart, max(numbers, default=0), fmt)
@@ -170,7 +184,8 @@ def line_chart(*, title: str, names: Sequence[str], values: Sequence[Number], fm
 class HBar:
     y: float
     width: float
-    label: str
+    label: str  # shortened to fit
+    name: str  # in full, as its tooltip
     value: str
     value_x: float
 
@@ -180,29 +195,37 @@ class BarList:
     """Horizontal bars, one per item, longest first: for rankings (models, users)."""
 
     title: str
+    empty_text: str = EMPTY_TEXT
     width: int = WIDTH
     height: int = 0
     bars: list[HBar] = field(default_factory=list)
-    label_width: int = 220
+    label_width: int = 180
     bar_height: int = 18
     empty: bool = True
 
 
-def bar_list(*, title: str, items: Sequence[tuple[str, Number]], fmt: Format) -> BarList:
-    chart = BarList(title=title)
+# About as many characters of 12-unit text as fit the labels' room.
+_LABEL_CHARS = 24
+
+
+def bar_list(
+    *, title: str, items: Sequence[tuple[str, Number]], fmt: Format, empty_text: str = EMPTY_TEXT
+) -> BarList:
+    chart = BarList(title=title, empty_text=empty_text)
     numbers = [(label, float(value)) for label, value in items]
     chart.empty = not any(value for _, value in numbers)
     longest = max((value for _, value in numbers), default=0) or 1
-    room = chart.width - chart.label_width - 90
+    room = chart.width - chart.label_width - 70  # and the value after the bar
     row = chart.bar_height + 8
     for index, (label, value) in enumerate(numbers):
-        text = label if len(label) <= 32 else label[:31] + "…"
+        text = label if len(label) <= _LABEL_CHARS else label[: _LABEL_CHARS - 1] + "…"
         width = round(max(1.0, room * value / longest), 2)
         chart.bars.append(
             HBar(
                 y=index * row + 4,
                 width=width,
                 label=text,
+                name=label,
                 value=fmt(value),
                 value_x=round(chart.label_width + width + 6, 2),
             )

@@ -24,6 +24,17 @@ def quantize(amount: Decimal) -> Decimal:
     return amount.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
+def plain_amount(amount: Decimal) -> str:
+    """An amount as a plain number, exact, without trailing zeros: "0.0048", "12.5", "0".
+
+    What people and spreadsheets read: str() of a cost with COST_PLACES places writes a zero
+    as "0E-10" (which a spreadsheet reads as text) and every other cost with ten digits."""
+    text = f"{amount:f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
 def call_cost(*, target: ModelTarget, input_tokens: int, output_tokens: int) -> Decimal:
     """input_tokens * input price + output_tokens * output price, prices per million tokens."""
     if input_tokens < 0 or output_tokens < 0:

@@ -19,6 +19,7 @@ from accounts.models import ApiKey, User
 from billing import periods
 from billing.models import ApiKeyQuota, DailyUsage, QuotaCounter, UserQuota
 from billing.money import ZERO, default_monthly_budget
+from llm.models import Model
 from nexus.lib import runtime
 from nexus.lib.process_cache import ProcessCache
 
@@ -205,9 +206,13 @@ def usage_summary(
             .annotate(provider_name=Max("provider_name"), **_TOTALS)
             .order_by("-cost", "model_name")
         )
+        # The rollup keeps models by name; the catalog tells their kind, while it has them.
+        names = [group["model_name"] for group in groups]
+        kinds = dict(Model.objects.filter(name__in=names).values_list("name", "kind"))
         for group in groups:
             group["model"] = group.pop("model_name")
             group["provider"] = group.pop("provider_name")
+            group["kind"] = kinds.get(group["model"])
     else:
         groups = list(rows.values("api_key_ref").annotate(**_TOTALS).order_by("-cost", "api_key_ref"))
         ids = [group["api_key_ref"] for group in groups if group["api_key_ref"]]

@@ -92,6 +92,11 @@ class UsageGroup(UsageTotals):
     day = serializers.DateField(required=False, help_text="With group_by=day.")
     model = serializers.CharField(required=False, help_text="With group_by=model.")
     provider = serializers.CharField(required=False, help_text="With group_by=model.")
+    kind = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="With group_by=model: chat or embedding; null when the model was deleted.",
+    )
     key = UsageKey(required=False, allow_null=True, help_text="With group_by=key; null: calls without a key.")
 
     def to_representation(self, instance: Any) -> Any:
@@ -100,7 +105,7 @@ class UsageGroup(UsageTotals):
         return {name: value for name, value in data.items() if name in instance or name not in _GROUP_FIELDS}
 
 
-_GROUP_FIELDS = frozenset({"day", "model", "provider", "key"})
+_GROUP_FIELDS = frozenset({"day", "model", "provider", "kind", "key"})
 
 
 def _range_fields() -> dict[str, serializers.Field]:

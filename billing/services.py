@@ -193,6 +193,7 @@ def admission_reserve(
     target: ModelTarget,
     input_tokens: int,
     max_output_tokens: int,
+    rate_limited: bool = True,
 ) -> Admission:
     """Admits one AI call, or raises before any upstream call.
 
@@ -206,15 +207,19 @@ def admission_reserve(
 
     Raises RateLimited (429 `rate_limited`, with Retry-After) or InsufficientQuota (429
     `insufficient_quota`, saying what is left and what the call needed).
+
+    `rate_limited=False` skips the per-minute limit, which counts the calls users make, for
+    a call Nexus makes on a user's behalf (a title after a first reply); it is charged alike.
     """
     if input_tokens < 0 or max_output_tokens < 0:
         raise ApiError("Token counts cannot be negative.", code="invalid_tokens")
     limits = user_limits(user_id=user.pk)
     key_limits = api_key_limits(api_key_id=api_key.pk) if api_key is not None else None
 
-    if key_limits is not None and key_limits.calls_per_minute is not None and api_key is not None:
-        ai_call_count(subject=Counted("key", api_key.pk), limit=key_limits.calls_per_minute)
-    ai_call_count(subject=Counted("user", user.pk), limit=limits.calls_per_minute or 0)
+    if rate_limited:
+        if key_limits is not None and key_limits.calls_per_minute is not None and api_key is not None:
+            ai_call_count(subject=Counted("key", api_key.pk), limit=key_limits.calls_per_minute)
+        ai_call_count(subject=Counted("user", user.pk), limit=limits.calls_per_minute or 0)
 
     now = periods.now()
     allowances = sorted(

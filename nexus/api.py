@@ -31,6 +31,9 @@ class SettingsValues(serializers.Serializer[Any]):
     max_message_chars = serializers.IntegerField()
     maintenance_mode = serializers.BooleanField()
     maintenance_message = serializers.CharField(allow_blank=True)
+    title_model = serializers.CharField(
+        allow_blank=True, help_text="The model that titles new conversations; empty: their first words."
+    )
 
 
 class SettingsOutput(SettingsValues):
@@ -58,6 +61,13 @@ class SettingsPatch(serializers.Serializer[Any]):
     maintenance_mode = serializers.BooleanField(required=False)
     maintenance_message = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, max_length=500
+    )
+    title_model = serializers.CharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        max_length=128,
+        help_text="A model's name; empty or null: titles are first words.",
     )
 
     def to_internal_value(self, data: Any) -> Any:

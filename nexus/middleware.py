@@ -35,7 +35,7 @@ _STATIC_PREFIX = "/" + str(settings.STATIC_URL).strip("/") + "/"
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Paths that serve HTML to people, where Django's own error pages are the right answer.
-_HTML_PATHS = ("/admin/", "/admin", "/api/docs", "/static/")
+_HTML_PATHS = ("/admin/", "/admin", "/api/docs", "/static/", "/reset-password")
 
 Handler = Callable[[HttpRequest], Any]
 
@@ -122,7 +122,12 @@ class RequestMetricsMiddleware(HybridMiddleware):
         metrics.http_request_observed(
             method=request.method or "", route=route, status=response.status_code, seconds=seconds
         )
-        access_logger.info(
+        # A refusal the client caused (4xx) is routine; a 5xx a warning. Either way this is the
+        # request's one line: Django's own django.request line for it (at ERROR for a 503, even
+        # a deliberate one such as maintenance) is told it was logged already.
+        response._has_been_logged = True  # type: ignore[attr-defined]  # read by django.utils.log.log_response
+        access_logger.log(
+            logging.WARNING if response.status_code >= 500 else logging.INFO,
             "%s %s %s",
             request.method,
             route,

@@ -49,7 +49,7 @@ def test_the_dashboard_draws_an_empty_range_without_failing(client, admin_user):
     response = client.get(DASHBOARD, {"days": "7"})
 
     assert response.status_code == 200
-    assert "No usage in this range." in response.content.decode()
+    assert "No AI calls in this range" in response.content.decode()
 
 
 def test_the_admin_index_links_to_the_dashboard(client, admin_user):

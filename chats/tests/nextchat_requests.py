@@ -18,6 +18,7 @@ NextChat appends "v1/..." itself, so its base URL is Nexus's root, without /v1.
 from __future__ import annotations
 
 import json
+import math
 import re
 import struct
 from base64 import b64encode
@@ -36,7 +37,8 @@ USAGE_PATH = "/dashboard/billing/usage"
 SUBSCRIPTION_PATH = "/dashboard/billing/subscription"
 
 # app/store/config.ts, DEFAULT_CONFIG.modelConfig: what a fresh install sends. The model is
-# also app/constant.ts SUMMARIZE_MODEL, which titles and summaries of any gpt-* chat use.
+# also app/constant.ts SUMMARIZE_MODEL, which titles and summaries of gpt-* chats use
+# (`summary_model`).
 DEFAULT_MODEL = "gpt-4o-mini"
 MODEL_CONFIG: dict[str, Any] = {
     "temperature": 0.5,
@@ -326,7 +328,7 @@ def topic_request(
     Sent when the topic is still "New Conversation" and the chat holds ~50 tokens: the last 4
     messages, no system prompt, then the instruction as a *user* message; stream: false, so
     plain fetch with getHeaders() and the reply read from choices[0].message.content. The
-    model is SUMMARIZE_MODEL (gpt-4o-mini) for any gpt-* chat, unless Settings > compressModel.
+    model is `summary_model`'s: gpt-4o-mini for a gpt-* chat when the model list has it.
     """
     messages = [
         *_recent(history, MODEL_CONFIG["historyMessageCount"]),
@@ -422,6 +424,7 @@ def billing_usage(api_key: str, today: date) -> tuple[Headers, str]:
 
     NextChat shows `Math.round(total_usage) / 100` as dollars used: total_usage is in cents.
     A 401 shows "Unauthorized"; any other non-200 of either call, "Failed to query usage".
+    Through NextChat's server the query string is lost on the way (`forwarded_url`).
     """
     start, end = today.replace(day=1), today + timedelta(days=1)
     return headers(api_key), f"{USAGE_PATH}?start_date={start:%Y-%m-%d}&end_date={end:%Y-%m-%d}"
@@ -432,14 +435,175 @@ def billing_subscription(api_key: str) -> tuple[Headers, str]:
     return headers(api_key), SUBSCRIPTION_PATH
 
 
+def balance_query_shown(env: dict[str, str]) -> bool:
+    """app/config/server.ts hideBalanceQuery = !ENABLE_BALANCE_QUERY: Settings shows "Check" only then."""
+    return bool(env.get("ENABLE_BALANCE_QUERY"))
+
+
 def balance_shown(usage: dict[str, Any], subscription: dict[str, Any]) -> tuple[float | None, float | None]:
     """(used, total) in dollars as ChatGPTApi.usage() computes them from the two answers."""
     used = usage.get("total_usage")
     total = subscription.get("hard_limit_usd")
     return (
-        round(used) / 100 if used else used,
-        round(total * 100) / 100 if total else total,
+        _js_round(used) / 100 if used else used,
+        _js_round(total * 100) / 100 if total else total,
     )
+
+
+def _js_round(number: float) -> int:
+    # JavaScript's Math.round: halves go up (Python's round() goes to the even neighbour).
+    return math.floor(number + 0.5)
+
+
+# --- NextChat's server: its environment, its model list, its proxy ---------------------------
+# app/config/server.ts reads the environment once; the browser gets customModels and
+# defaultModel from /api/config (app/store/access.ts fetch), and calls Nexus through the
+# server's /api/openai/... routes, which forward to BASE_URL (app/api/openai.ts, common.ts).
+
+SUMMARIZE_MODEL = "gpt-4o-mini"  # app/constant.ts, with the two below
+GEMINI_SUMMARIZE_MODEL = "gemini-pro"
+DEEPSEEK_SUMMARIZE_MODEL = "deepseek-chat"
+
+# A few of app/constant.ts DEFAULT_MODELS (about 240 of every provider; each OpenAI model is
+# listed again for Azure): (name, provider id, provider name), enough to see what `-all` does.
+BUILT_IN_MODELS = (
+    *((name, "openai", "OpenAI") for name in ("gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-5", "o3")),
+    *((name, "azure", "Azure") for name in ("gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-5", "o3")),
+    ("gemini-2.0-flash", "google", "Google"),
+    ("claude-3-5-haiku-20241022", "anthropic", "Anthropic"),
+    ("deepseek-chat", "deepseek", "DeepSeek"),
+)
+
+
+@dataclass
+class ListedModel:
+    """A row of NextChat's model table: the picker shows the available ones."""
+
+    name: str
+    display_name: str
+    available: bool
+    provider_id: str
+    provider_name: str
+
+
+def model_provider(text: str) -> tuple[str, str | None]:
+    """app/utils/model.ts getModelProvider: "name@Provider", split at the last @."""
+    name, at, provider = text.rpartition("@")
+    return (name, provider) if at else (text, None)
+
+
+def model_table(custom_models: str) -> dict[str, ListedModel]:
+    """app/utils/model.ts collectModelTable(DEFAULT_MODELS, customModels), keyed "name@providerid".
+
+    `-all`/`+all` switch every built-in model; `+name@Provider` switches those whose provider
+    id is literally "Provider" (ids are lowercase, so `@OpenAI` matches none) and otherwise
+    adds a model under a custom provider whose id is the lowercase name: `gpt-4o-mini@openai`
+    again, now available. `=Display` names it in the picker only.
+    """
+    table = {
+        f"{name}@{provider_id}": ListedModel(name, name, True, provider_id, provider_name)
+        for name, provider_id, provider_name in BUILT_IN_MODELS
+    }
+    for entry in filter(None, custom_models.split(",")):
+        available = not entry.startswith("-")
+        name, _, display = (entry[1:] if entry[:1] in "+-" else entry).partition("=")
+        if name == "all":
+            for model in table.values():
+                model.available = available
+            continue
+        wanted, wanted_provider = model_provider(name)
+        found = 0
+        for full_name, model in table.items():
+            listed, provider_id = model_provider(full_name)
+            if listed == wanted and wanted_provider in (None, provider_id):
+                found += 1
+                model.available = available
+                model.display_name = display or model.display_name
+        if not found:
+            provider = wanted_provider or wanted
+            table[f"{wanted}@{provider.lower()}"] = ListedModel(
+                wanted, display or wanted, available, provider.lower(), provider
+            )
+    return table
+
+
+def picker(custom_models: str) -> list[str]:
+    """The models a NextChat user can choose from (app/components/chat.tsx, available ones)."""
+    return [model.name for model in model_table(custom_models).values() if model.available]
+
+
+def default_model(env: dict[str, str]) -> tuple[str, str]:
+    """(model, providerName) of a new chat: DEFAULT_MODEL split by getModelProvider, else
+    app/store/config.ts DEFAULT_CONFIG (gpt-4o-mini, OpenAI)."""
+    if not env.get("DEFAULT_MODEL"):
+        return DEFAULT_MODEL, "OpenAI"
+    model, provider = model_provider(env["DEFAULT_MODEL"])
+    return model, provider or ""
+
+
+def summary_model(
+    env: dict[str, str], model: str, provider_name: str, compress: tuple[str, str] | None = None
+) -> tuple[str, str]:
+    """(model, providerName) of a chat's title and summary calls: app/store/chat.ts summarizeSession.
+
+    Settings > Summary Model (`compress`: compressModel, compressProviderName) if the user
+    set one; else getSummarizeModel: a gpt-*/chatgpt-* chat uses gpt-4o-mini if the model
+    list has it available, a gemini-* chat Google's gemini-pro, a deepseek-* chat DeepSeek's
+    deepseek-chat (other providers' endpoints, not Nexus), any other chat its own model.
+    """
+    if compress is not None:
+        return compress
+    if model.startswith(("gpt", "chatgpt")):
+        # The user's own Custom Models (empty by default) joined with the server's.
+        listed = model_table(",".join(["", env.get("CUSTOM_MODELS", "")])).values()
+        found = next((m for m in listed if m.name == SUMMARIZE_MODEL and m.available), None)
+        if found is not None:
+            return found.name, found.provider_name
+    if model.startswith("gemini"):
+        return GEMINI_SUMMARIZE_MODEL, "Google"
+    if model.startswith("deepseek-"):
+        return DEEPSEEK_SUMMARIZE_MODEL, "DeepSeek"
+    return model, provider_name
+
+
+def server_refuses(env: dict[str, str], model: str) -> bool:
+    """Whether NextChat's server answers a call itself with 403 "you are not allowed to use
+    <model> model" instead of forwarding it: app/api/common.ts requestOpenai, with
+    CUSTOM_MODELS set, and app/utils/model.ts isModelNotavailableInServer."""
+    custom_models = env.get("CUSTOM_MODELS", "")
+    if not custom_models:
+        return False
+    table = model_table(custom_models)
+    for provider in ("OpenAI", "Azure", model):
+        listed = table.get(f"{model}@{provider.lower()}")
+        if listed is not None and listed.available:
+            return False
+    return True
+
+
+def forwarded_url(env: dict[str, str], browser_path: str) -> str:
+    """Where NextChat's server sends a browser call to /api/openai/<path>: BASE_URL joined to the
+    path *without its query string* (requestOpenai reads req.nextUrl.pathname only)."""
+    base = env["BASE_URL"]
+    base = base if base.startswith("http") else "https://" + base
+    return base.rstrip("/") + "/" + browser_path.partition("?")[0].lstrip("/")
+
+
+ACCESS_CODE_PREFIX = "nk-"  # app/constant.ts
+
+
+def access_code(code: str) -> str:
+    """What the browser sends as its key (getHeaders) when the user typed the access code
+    (Settings > Access Code, the server's CODE) and no API key of their own."""
+    return ACCESS_CODE_PREFIX + code
+
+
+def forwarded_key(env: dict[str, str], browser_headers: Headers) -> str:
+    """The key Nexus sees (app/api/auth.ts parseApiKey, auth): a key the user typed in
+    Settings > API Key is forwarded as it is; an access code is swapped for the server's
+    OPENAI_API_KEY, which every such visitor then shares."""
+    token = browser_headers.get("Authorization", "").strip().replace("Bearer ", "").strip()
+    return env["OPENAI_API_KEY"] if not token or token.startswith(ACCESS_CODE_PREFIX) else token
 
 
 # --- an upload -----------------------------------------------------------------------------

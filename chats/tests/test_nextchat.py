@@ -3,22 +3,35 @@
 The requests and the reader are in chats/tests/nextchat_requests.py, each traced to NextChat's
 source. The model is named like NextChat's default (gpt-4o-mini), so NextChat's own rules
 for it apply: it injects its system prompt, sends images, and adds max_tokens.
+
+The last part sets NextChat up exactly as README.md's NextChat section says (its environment
+is read from there) and replays every default feature through NextChat's server: the chat on
+the default model (an alias), the title, the summary, the balance.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
+from django.db.models import Sum
 
+from accounts.models import User
 from accounts.services import api_key_create
+from billing import periods
 from billing.models import UsageRecord
+from billing.services import user_quota_set
 from chats.tests import nextchat_requests as nextchat
+from llm.catalog import CATALOG
+from llm.services import model_alias_create
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -223,3 +236,198 @@ def test_a_streamed_reply_is_readable_across_origins(app, cors_server):
         assert response.headers.get("access-control-allow-origin") == ORIGIN
         seen = seen_in(response)
     assert (seen.text, seen.done) == ("Cross-origin hello", True)
+
+
+def test_the_balance_is_readable_across_origins(app, cors_server):
+    headers, path = nextchat.billing_usage(app.secret, periods.utc_day(periods.now()))
+    with cors_server.client() as client:
+        usage = client.get(path, headers={**headers, "Origin": ORIGIN})
+        subscription = client.get(nextchat.SUBSCRIPTION_PATH, headers={**headers, "Origin": ORIGIN})
+    for response in (usage, subscription):
+        assert response.status_code == 200
+        assert response.headers.get("access-control-allow-origin") == ORIGIN
+
+
+# --- Set up as the README says, through NextChat's server (BASE_URL) ------------------------
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_environment() -> dict[str, str]:
+    """NextChat's environment as README.md's NextChat section writes it (its ```sh block)."""
+    section = re.search(r"^### NextChat\n.*?^```sh\n(.*?)^```", README.read_text(), re.MULTILINE | re.DOTALL)
+    assert section, "README.md has no NextChat section with a ```sh block"
+    lines = [line for line in section.group(1).splitlines() if line and not line.startswith("#")]
+    return dict(line.split("=", 1) for line in lines)
+
+
+CATALOG_NAMES = {model.name for models in CATALOG.values() for model in models}
+# Any model may answer to gpt-4o-mini; the README suggests this one.
+ALIAS_TARGET = "gpt-5.4-mini"
+
+
+@pytest.fixture
+def readme(module_server, chat):
+    """Nexus and NextChat's server set up by the README's steps: the listed models in the
+    catalog, NextChat's default an alias of one, a key for NextChat's server, the environment."""
+    env = readme_environment()
+    # Input dear enough that each call costs cents the balance shows, output cheap enough
+    # that reserving NextChat's 4000 tokens fits the budget.
+    prices = {"input_price_per_million": Decimal("1000"), "output_price_per_million": Decimal("1")}
+    limits = {"context_window": 128000, "max_output_tokens": 16384}
+    for name in nextchat.picker(env["CUSTOM_MODELS"]):
+        if name != nextchat.DEFAULT_MODEL:
+            chat.upstream.make_model(kind="openai", name=name, **limits, **prices)
+    target = chat.upstream.make_model(kind="openai", name=ALIAS_TARGET, **limits, **prices)
+    model_alias_create(name=nextchat.DEFAULT_MODEL, model=target)
+    user_quota_set(user=chat.user, monthly_budget=Decimal("5.00"))
+    key, secret = api_key_create(user=chat.user, name="NextChat's server")
+    chat.key, chat.secret = key, secret
+    chat.env = {**env, "BASE_URL": module_server.url, "OPENAI_API_KEY": secret}
+    # A visitor who typed the access code and no key of their own: the shared key is used.
+    chat.visitor = nextchat.access_code(env["CODE"])
+    chat.http = httpx.Client(timeout=10)
+    yield chat
+    chat.http.close()
+
+
+def forwarded(readme, request: tuple[dict[str, str], dict[str, Any]]) -> httpx.Response:
+    """A browser's chat call as NextChat's server sends it on: to BASE_URL, with the server's
+    headers and the key auth.ts picks, the body read whole (CUSTOM_MODELS is set); a model not
+    in CUSTOM_MODELS never leaves NextChat."""
+    browser_headers, body = request
+    assert not nextchat.server_refuses(readme.env, body["model"]), f"NextChat refuses {body['model']}"
+    return readme.http.post(
+        nextchat.forwarded_url(readme.env, nextchat.CHAT_PATH),
+        headers=nextchat.proxied_headers(nextchat.forwarded_key(readme.env, browser_headers)),
+        content=nextchat.encode(body),
+    )
+
+
+def forwarded_stream(readme, request) -> nextchat.Seen:
+    response = forwarded(readme, request)
+    return nextchat.read_stream(
+        response.status_code, response.headers.get("content-type", ""), response.iter_lines()
+    )
+
+
+def balance(readme, browser_key: str) -> tuple[float | None, float | None]:
+    """Settings > Account Balance > Check, through NextChat's server."""
+    headers, usage_path = nextchat.billing_usage(browser_key, periods.utc_day(periods.now()))
+    key = nextchat.forwarded_key(readme.env, headers)
+    answers = []
+    for path in (usage_path, nextchat.SUBSCRIPTION_PATH):
+        response = readme.http.get(
+            nextchat.forwarded_url(readme.env, path), headers=nextchat.proxied_headers(key)
+        )
+        assert response.status_code == 200, response.text  # else "Failed to query usage from openai"
+        answers.append(response.json())
+    return nextchat.balance_shown(*answers)
+
+
+def spent_cents(**filters) -> Decimal:
+    return UsageRecord.objects.filter(**filters).aggregate(cost=Sum("cost"))["cost"] * 100
+
+
+def used_shown(cents: Decimal) -> float | None:
+    """The dollars NextChat shows as used for a total_usage of `cents`."""
+    return nextchat.balance_shown({"total_usage": float(cents)}, {})[0]
+
+
+HISTORY = [
+    {"role": "user", "content": "How do I bake sourdough bread at home with a starter?"},
+    {"role": "assistant", "content": "Feed the starter, mix, fold, proof overnight, bake hot."},
+]
+
+
+def test_the_readme_points_nextchat_at_nexus_with_its_models_and_the_balance():
+    env = readme_environment()
+    assert not env["BASE_URL"].rstrip("/").endswith("/v1")  # NextChat appends v1/... itself
+    assert env["OPENAI_API_KEY"].startswith("nx-")
+    assert nextchat.balance_query_shown(env)
+    assert nextchat.default_model(env) == (nextchat.DEFAULT_MODEL, "OpenAI")
+    listed = nextchat.picker(env["CUSTOM_MODELS"])
+    # NextChat's own models are hidden; what is left is Nexus's catalog and NextChat's default.
+    assert nextchat.DEFAULT_MODEL in listed
+    assert set(listed) - {nextchat.DEFAULT_MODEL} <= CATALOG_NAMES
+    assert ALIAS_TARGET in CATALOG_NAMES
+
+
+def test_every_model_nextchat_offers_is_one_nexus_lists(readme):
+    client = openai.OpenAI(base_url=readme.env["BASE_URL"] + "/v1", api_key=readme.secret)
+    listed = {model.id for model in client.models.list()}
+    assert set(nextchat.picker(readme.env["CUSTOM_MODELS"])) <= listed
+
+
+def test_a_new_chat_on_nextchats_default_model_is_served_by_the_alias(readme):
+    readme.upstream.configure(reply="Hello from the alias")
+    model, _ = nextchat.default_model(readme.env)
+
+    seen = forwarded_stream(readme, nextchat.chat_default(readme.visitor, "Hi there", model=model))
+
+    assert (seen.error, seen.text, seen.done) == ("", "Hello from the alias", True)
+    assert readme.upstream.requests()[-1]["body"]["model"] == ALIAS_TARGET
+
+
+@pytest.mark.parametrize("chat_model", nextchat.picker(readme_environment()["CUSTOM_MODELS"]))
+def test_a_chat_on_any_listed_model_gets_its_title(readme, chat_model):
+    model, provider = nextchat.summary_model(readme.env, chat_model, "OpenAI")
+    assert provider == "OpenAI"  # so NextChat sends it to BASE_URL, not to another provider's API
+    readme.upstream.configure(reply="Home Sourdough Baking Basics")
+
+    response = forwarded(readme, nextchat.topic_request(readme.visitor, HISTORY, model=model))
+
+    # openai.ts extractMessage; app/store/chat.ts keeps the title only on a 200.
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == "Home Sourdough Baking Basics"
+
+
+def test_the_summary_of_a_long_chat_streams_back(readme):
+    answer = "Sourdough needs an active starter, a long cold proof and a very hot oven. " * 30
+    history = [
+        {"role": "user", "content": "Tell me everything about sourdough."},
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": "And about rye?"},
+        {"role": "assistant", "content": answer.replace("Sourdough", "Rye")},
+    ]
+    assert nextchat.should_summarize(history)
+    model, _ = nextchat.summary_model(readme.env, *nextchat.default_model(readme.env))
+    readme.upstream.configure(reply="The user bakes sourdough.")
+
+    seen = forwarded_stream(readme, nextchat.summarize_request(readme.visitor, history, model=model))
+
+    assert (seen.error, seen.text, seen.done) == ("", "The user bakes sourdough.", True)
+    assert readme.upstream.requests()[-1]["body"]["messages"][-1]["content"] == nextchat.SUMMARIZE_PROMPT
+
+
+def test_the_balance_shows_what_the_shared_key_spent_and_its_budget(readme):
+    # Nothing spent yet: "Used this month $0, subscription $5".
+    assert balance(readme, readme.visitor) == (0, 5.0)
+    readme.upstream.configure(reply="Hello")
+    model, _ = nextchat.default_model(readme.env)
+    for text in ("Hi", "Hello again"):
+        assert forwarded_stream(readme, nextchat.chat_default(readme.visitor, text, model=model)).done
+    assert forwarded(readme, nextchat.topic_request(readme.visitor, HISTORY, model=model)).status_code == 200
+
+    used, budget = balance(readme, readme.visitor)
+
+    assert UsageRecord.objects.filter(api_key=readme.key).count() == 3
+    assert used == used_shown(spent_cents(api_key=readme.key))
+    assert used  # whole cents were spent, so NextChat shows more than $0
+    assert budget == 5.0
+
+
+def test_a_visitor_with_a_key_of_their_own_has_a_quota_and_balance_of_their_own(readme):
+    visitor = User.objects.create_user("dave@example.com", "correct horse battery staple")
+    user_quota_set(user=visitor, monthly_budget=Decimal("1.50"))
+    own_key, own_secret = api_key_create(user=visitor, name="my NextChat")
+    readme.upstream.configure(reply="Hello Dave")
+    model, _ = nextchat.default_model(readme.env)
+
+    seen = forwarded_stream(readme, nextchat.chat_default(own_secret, "Hi", model=model))
+
+    assert seen.done
+    assert list(UsageRecord.objects.values_list("user", "api_key")) == [(visitor.pk, own_key.pk)]
+    used, budget = balance(readme, own_secret)
+    assert (used, budget) == (used_shown(spent_cents(user=visitor)), 1.5)
+    assert balance(readme, readme.visitor) == (0, 5.0)  # the shared key spent nothing

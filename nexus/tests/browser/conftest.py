@@ -3,6 +3,10 @@
 No browser is downloaded: Chromium is the system's (`apt-get install chromium`; scripts/test
 installs it when it is missing). One browser and one server serve the whole module; each
 test gets a fresh browser context (its own cookies) and its own committed rows.
+
+Tabs are a 1366x768 laptop screen, the smallest an operator is expected to use. Screenshots
+go under each test's tmp path (pytest keeps the last runs': `--basetemp` to choose where),
+`<tmp>/screenshots/<name>.png`; look at them when a page changes.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "browser"
+SCREEN = {"width": 1366, "height": 768}
 ADMIN_EMAIL = "operator@example.com"
 ADMIN_PASSWORD = "Browser-Test-Operator-42"
 
@@ -64,9 +68,9 @@ def operator(transactional_db) -> User:
 
 
 @pytest.fixture
-def page(browser, module_server, operator, request) -> Iterator[object]:
+def page(browser, module_server, operator, screenshot) -> Iterator[object]:
     """A signed-in admin's tab on the live server; a screenshot of it is kept at the end."""
-    context = browser.new_context(base_url=module_server.url, viewport={"width": 1280, "height": 900})
+    context = browser.new_context(base_url=module_server.url, viewport=SCREEN)
     context.set_default_timeout(10_000)
     tab = context.new_page()
     tab.goto("/admin/login/")
@@ -75,17 +79,28 @@ def page(browser, module_server, operator, request) -> Iterator[object]:
     tab.click("input[type=submit]")
     tab.wait_for_url("**/admin/")
     yield tab
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}-end.png"), full_page=True)
+    screenshot(tab, "end")
     context.close()
 
 
 @pytest.fixture
-def screenshot(request) -> Callable[[object, str], None]:
-    """Saves a named screenshot of a page under test-artifacts/browser/."""
+def anonymous_page(browser, module_server) -> Iterator[object]:
+    """A tab on the live server with nobody signed in."""
+    context = browser.new_context(base_url=module_server.url, viewport=SCREEN)
+    context.set_default_timeout(10_000)
+    yield context.new_page()
+    context.close()
 
-    def take(tab, name: str) -> None:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}-{name}.png"), full_page=True)
+
+@pytest.fixture
+def screenshot(tmp_path: Path) -> Callable[[object, str], Path]:
+    """Saves a full-page screenshot of a tab as <tmp>/screenshots/<name>.png; returns its path."""
+    folder = tmp_path / "screenshots"
+
+    def take(tab, name: str) -> Path:
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{name}.png"
+        tab.screenshot(path=str(path), full_page=True)
+        return path
 
     return take
