@@ -332,13 +332,18 @@ def _sweep_forever() -> None:
 
 def _start_with_server(sender: Any, scope: Any = None, **kwargs: Any) -> None:
     """The first request a server process serves starts its sweeper. Only ASGI requests
-    carry a scope; Django's test client's say "testserver", and a test process must not
-    repair the turns of the servers it tests."""
-    if _serving or scope is None or not settings.REDIS_URL:
-        return
-    if (scope.get("server") or ("testserver",))[0] == "testserver":
+    carry a scope; a test process must not repair the turns of the servers it tests."""
+    if _serving or scope is None or not settings.REDIS_URL or _from_test_client(scope):
         return
     sweeper_ensure(serving=True)
+
+
+def _from_test_client(scope: dict[str, Any]) -> bool:
+    """Django's AsyncClient names its server "testserver" in the scope, or (for requests
+    with a method) 127.0.0.1 with a `Host: testserver` header."""
+    server = (scope.get("server") or ("testserver",))[0]
+    host = dict(scope.get("headers") or ()).get(b"host", b"").split(b":")[0]
+    return server == "testserver" or host == b"testserver"
 
 
 request_started.connect(_start_with_server, dispatch_uid="nexus-turn-sweeper")

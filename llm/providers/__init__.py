@@ -1,6 +1,8 @@
-"""One adapter per wire protocol; `adapter_for(kind)` picks the one a provider kind speaks.
+"""One adapter per wire protocol; `adapter_for(kind)` picks the one a provider kind speaks,
+`embedder_for(kind)` its embeddings call.
 
-Adapters are imported on first use, so a process that never calls Gemini never loads its SDK.
+Adapters are imported on first use, so a command that never calls Gemini never loads its SDK;
+a server imports them all before it serves (`adapters_preload`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,14 @@ PROTOCOLS = {
     "gemini": "gemini",
     "demo": "demo",
 }
+
+
+def adapters_preload() -> None:
+    """Imports every adapter, and so its SDK. A server calls it at start: importing an SDK
+    takes a second or more, and at a process's first call it would happen on the event loop,
+    holding up every stream of the process meanwhile."""
+    for module in sorted(set(PROTOCOLS.values())):
+        importlib.import_module(f"llm.providers.{module}")
 
 
 def adapter_for(kind: str) -> StreamFunction:

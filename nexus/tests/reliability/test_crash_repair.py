@@ -17,6 +17,7 @@ from django_redis import get_redis_connection
 
 from accounts.services import api_key_create
 from billing.models import QuotaCounter, Reservation, UsageRecord
+from chats import recovery
 from chats.models import Message
 from chats.recovery import turns_repair
 from chats.streams import alive_key, stream_key_for
@@ -131,3 +132,11 @@ def test_a_restarted_process_repairs_a_lapsed_reply_at_once(start_server, payer)
     assert wait_until(lambda: Message.objects.get(pk=message_id).status != "streaming", timeout=2)
     assert time.monotonic() - started < 1.5
     assert_repaired_and_charged_once(message_id, seen, payer["user"])
+
+
+async def test_requests_of_djangos_test_client_do_not_make_the_test_process_repair_turns(async_client):
+    """A test process that also calls Nexus in process must not race the servers it tests to
+    repair their turns (it would, without their alive marks' view, mark live replies failed)."""
+    assert (await async_client.get("/health")).status_code == 200
+    assert (await async_client.post("/auth/login", {}, content_type="application/json")).status_code == 400
+    assert not recovery._serving
