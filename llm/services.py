@@ -148,7 +148,8 @@ async def _embed_timed(target: ModelTarget, request: EmbeddingRequest) -> Embedd
     limit = min(provider.first_token_timeout, provider.total_timeout)
     try:
         async with asyncio.timeout(limit) as scope:
-            return await embedder_for(provider.kind)(target, request)
+            embed = await embedder_for(provider.kind)
+            return await embed(target, request)
     except TimeoutError:
         if scope.expired():
             # As a stream's first token: not retried on this provider, fallbacks still run.
@@ -230,7 +231,8 @@ async def _timed(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + provider.total_timeout
     started = False
-    async with contextlib.aclosing(adapter_for(provider.kind)(target, request, params)) as events:
+    stream = await adapter_for(provider.kind)
+    async with contextlib.aclosing(stream(target, request, params)) as events:
         while True:
             if started:
                 limit, waiting_for = provider.idle_timeout, f"no new token within {provider.idle_timeout:g}s"

@@ -11,7 +11,6 @@ django_asgi_app = get_asgi_application()  # sets Django up before the consumers 
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from llm.providers import adapters_preload  # noqa: E402
 from nexus.lib.database_health import install_database_breaker  # noqa: E402
 from nexus.lib.http_limits import install_http_limits  # noqa: E402
 from nexus.lib.reason_phrases import install_reason_phrases  # noqa: E402
@@ -23,8 +22,6 @@ install_reason_phrases()
 install_http_limits()
 # While PostgreSQL is known down, requests get their 503 at once, not after the pool's timeout.
 install_database_breaker()
-# The providers' SDKs load now, not on the event loop at the first call of each kind.
-adapters_preload()
 
 application = ProtocolTypeRouter(
     {

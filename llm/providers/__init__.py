@@ -1,13 +1,16 @@
 """One adapter per wire protocol; `adapter_for(kind)` picks the one a provider kind speaks,
 `embedder_for(kind)` its embeddings call.
 
-Adapters are imported on first use, so a command that never calls Gemini never loads its SDK;
-a server imports them all before it serves (`adapters_preload`).
+Adapters are imported on first use, so a process that never calls Gemini never loads its SDK,
+and in a thread, so that the event loop (every other stream of the process) goes on while an
+SDK loads: a second or more.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+from types import ModuleType
 
 from llm.providers.base import EmbedFunction, StreamFunction
 from llm.types import LLMError
@@ -24,20 +27,24 @@ PROTOCOLS = {
 }
 
 
-def adapters_preload() -> None:
-    """Imports every adapter, and so its SDK. A server calls it at start: importing an SDK
-    takes a second or more, and at a process's first call it would happen on the event loop,
-    holding up every stream of the process meanwhile."""
-    for module in sorted(set(PROTOCOLS.values())):
-        importlib.import_module(f"llm.providers.{module}")
+_imported: dict[str, ModuleType] = {}  # the adapters whose import has finished
 
 
-def adapter_for(kind: str) -> StreamFunction:
+async def _adapter_module(module: str) -> ModuleType:
+    loaded = _imported.get(module)
+    if loaded is None:
+        # Not sys.modules: it holds a module another thread is still importing.
+        loaded = await asyncio.to_thread(importlib.import_module, f"llm.providers.{module}")
+        _imported[module] = loaded
+    return loaded
+
+
+async def adapter_for(kind: str) -> StreamFunction:
     try:
         module = PROTOCOLS[kind]
     except KeyError:
         raise ValueError(f"No adapter speaks the provider kind {kind!r}.") from None
-    stream: StreamFunction = importlib.import_module(f"llm.providers.{module}").stream
+    stream: StreamFunction = (await _adapter_module(module)).stream
     return stream
 
 
@@ -49,11 +56,11 @@ EMBEDDING_PROTOCOLS = {
 TOKEN_ARRAY_KINDS = frozenset({"openai", "azure_openai", "openai_compatible", "demo"})
 
 
-def embedder_for(kind: str) -> EmbedFunction:
+async def embedder_for(kind: str) -> EmbedFunction:
     try:
         module = EMBEDDING_PROTOCOLS[kind]
     except KeyError:
         # The catalog refuses an embedding model on such a provider; this is the last guard.
         raise LLMError("upstream_bad_request", f"The provider kind {kind!r} has no embeddings API.") from None
-    embed: EmbedFunction = importlib.import_module(f"llm.providers.{module}").embed
+    embed: EmbedFunction = (await _adapter_module(module)).embed
     return embed

@@ -114,11 +114,11 @@ def test_provider_errors_map_as_for_chat(fake_upstream, kind, knobs, code):
     assert "another-key" not in error.message and "sk-fake" not in error.message
 
 
-def test_anthropic_has_no_embedder(fake_upstream):
+async def test_anthropic_has_no_embedder(fake_upstream):
     from llm.providers import embedder_for
 
     with pytest.raises(LLMError) as error:
-        embedder_for("anthropic")
+        await embedder_for("anthropic")
 
     assert error.value.code == "upstream_bad_request"
 
