@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from importlib import import_module
+
 import pytest
 from django.contrib.auth.models import Group, Permission
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test.utils import CaptureQueriesContext
 from rest_framework.exceptions import PermissionDenied
 
@@ -18,6 +21,11 @@ pytestmark = pytest.mark.django_db
 
 
 def test_migrate_creates_both_roles_and_the_admin_role_holds_every_permission():
+    # A transactional test before this one may have flushed the rows: run the migration again,
+    # on the models as they were at it, as `migrate` runs it.
+    Group.objects.filter(name__in=["admin", "user"]).delete()
+    state = MigrationExecutor(connection).loader.project_state(("accounts", "0003_create_roles"))
+    import_module("accounts.migrations.0003_create_roles").create_roles(state.apps, None)
     admin, user = Group.objects.get(name="admin"), Group.objects.get(name="user")
     assert admin.permissions.count() == Permission.objects.count()
     assert admin.permissions.filter(codename="administer", content_type__app_label="accounts").exists()
