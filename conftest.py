@@ -12,12 +12,34 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent
+
+
+def _redis_database_per_worker() -> None:
+    """Each pytest-xdist worker (scripts/test runs one per core) gets a Redis database of its
+    own, the next ones after REDIS_URL's, since every test empties its Redis. Django's settings
+    are loaded by now but no connection is open yet; the live servers read the environment.
+    PostgreSQL needs nothing: pytest-django gives each worker a test database of its own."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or not settings.REDIS_URL:
+        return
+    base = urlsplit(settings.REDIS_URL)
+    database = int(base.path.strip("/") or 0) + int(worker[2:])
+    if database > 15:
+        raise pytest.UsageError(f"Worker {worker} would need Redis database {database}: use fewer workers")
+    url = urlunsplit(base._replace(path=f"/{database}"))
+    os.environ["REDIS_URL"] = settings.REDIS_URL = url
+    settings.CACHES["default"]["LOCATION"] = url
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["address"] = url
+
+
+_redis_database_per_worker()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
