@@ -36,7 +36,8 @@ def _redis_database_per_worker() -> None:
     url = urlunsplit(base._replace(path=f"/{database}"))
     os.environ["REDIS_URL"] = settings.REDIS_URL = url
     settings.CACHES["default"]["LOCATION"] = url
-    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["address"] = url
+    layer: dict[str, Any] = settings.CHANNEL_LAYERS["default"]
+    layer["CONFIG"]["hosts"][0]["address"] = url
 
 
 _redis_database_per_worker()
