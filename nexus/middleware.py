@@ -24,7 +24,7 @@ from django.http import Http404, HttpRequest, HttpResponseBase, JsonResponse
 from django.utils.functional import SimpleLazyObject, empty
 from whitenoise.middleware import WhiteNoiseMiddleware
 
-from nexus.lib import metrics
+from nexus.lib import metrics, snapshot
 from nexus.lib.database_health import pool_saturated
 from nexus.lib.errors import error_body, error_response
 from nexus.lib.logging import request_id_var
@@ -66,6 +66,19 @@ class HybridMiddleware:
         pass
 
     def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        return response
+
+
+class CacheSnapshotMiddleware(HybridMiddleware):
+    """One round trip to the shared cache for the keys each request reads over and over
+    (nexus.lib.snapshot: the runtime settings, the process caches' generations). Django turns
+    every exception inside into a response, so `after` always ends the snapshot."""
+
+    def before(self, request: HttpRequest) -> None:
+        request._cache_snapshot = snapshot.begin()  # type: ignore[attr-defined]
+
+    def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        snapshot.end(request._cache_snapshot)  # type: ignore[attr-defined]
         return response
 
 

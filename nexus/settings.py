@@ -124,6 +124,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "nexus.middleware.RequestIdMiddleware",
     "nexus.middleware.RequestMetricsMiddleware",
+    "nexus.middleware.CacheSnapshotMiddleware",
     "nexus.middleware.ErrorEnvelopeMiddleware",
     "nexus.middleware.ChunkedBodyMiddleware",
     "django.middleware.security.SecurityMiddleware",

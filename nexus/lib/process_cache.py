@@ -35,6 +35,8 @@ from django.core.cache import cache
 from django.db import connection, models, transaction
 from django.db.models.signals import post_delete, post_save
 
+from nexus.lib import snapshot
+
 logger = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
@@ -44,6 +46,7 @@ V = TypeVar("V")
 class ProcessCache(Generic[K, V]):
     def __init__(self, name: str, *, max_entries: int = 10_000, max_age: float = 60.0) -> None:
         self.key = f"process-cache:{name}:generation"
+        snapshot.register(self.key)  # read with the others, once per request
         self.max_entries = max_entries
         self.max_age = max_age
         # The generation and its entries, replaced together (one assignment, so threads never
@@ -97,6 +100,9 @@ class ProcessCache(Generic[K, V]):
             post_delete.connect(changed, sender=sender, weak=False, dispatch_uid=f"{name}:delete")
 
     def _generation(self) -> str | None:
+        found, generation = snapshot.read(self.key)
+        if found:
+            return str(generation)
         try:
             generation = cache.get(self.key)
             if generation is None:
@@ -112,6 +118,7 @@ class ProcessCache(Generic[K, V]):
 
     def _replace_generation(self) -> None:
         self._clear()
+        snapshot.forget(self.key)
         try:
             cache.set(self.key, uuid.uuid4().hex, timeout=None)
         except Exception:

@@ -28,9 +28,12 @@ from django.apps import apps
 from django.conf import settings
 from django.core.cache import cache
 
+from nexus.lib import snapshot
+
 logger = logging.getLogger(__name__)
 
 CACHE_KEY = "runtime-settings:v1"
+snapshot.register(CACHE_KEY)  # read with the process caches' generations, once per request
 DEFAULT_MAINTENANCE_MESSAGE = "Nexus is down for maintenance. Please try again later."
 
 
@@ -124,6 +127,9 @@ def overrides() -> Overrides:
     """The stored row, from the cache; loaded and cached on a miss."""
     if not apps.ready:  # an app's ready() checking its settings: no database yet
         return NO_OVERRIDES
+    found, cached = snapshot.read(CACHE_KEY)
+    if found:
+        return _from_row(cached)
     try:
         cached = cache.get(CACHE_KEY)
     except Exception:  # the cache is down: the database still answers
@@ -141,11 +147,13 @@ def overrides() -> Overrides:
 
 def publish(stored: Overrides) -> None:
     """Stores a committed change where every process reads it (called on commit)."""
+    snapshot.forget(CACHE_KEY)
     cache.set(CACHE_KEY, asdict(stored), timeout=None)
 
 
 def forget() -> None:
     """Drops the cached row, so that the next read loads it from the database."""
+    snapshot.forget(CACHE_KEY)
     cache.delete(CACHE_KEY)
 
 
