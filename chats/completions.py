@@ -449,6 +449,7 @@ def read_options(body: dict[str, Any]) -> dict[str, Any]:
     checks: dict[str, Any] = {
         "n": lambda: _integer(body, "n", 1, 128),
         "seed": lambda: _integer(body, "seed", -(2**63), 2**63 - 1),
+        "top_k": lambda: _integer(body, "top_k", 0, 2**31 - 1),  # vLLM's, Anthropic's, Gemini's
         "presence_penalty": lambda: read_number(body, "presence_penalty", -2, 2),
         "frequency_penalty": lambda: read_number(body, "frequency_penalty", -2, 2),
         "logprobs": lambda: read_boolean(body, "logprobs"),

@@ -14,7 +14,8 @@ a new block whenever the kind changes, with Anthropic's stream events around the
 What has no field of its own in the normalized request travels as llm.parameters says:
 `thinking` and `output_config.effort` become `reasoning_effort` (a budget below 4,096 tokens
 is low, below 16,384 medium, else high; `disabled` is none), `metadata.user_id` is `user`,
-`top_k` an option (which no adapter forwards yet), `disable_parallel_tool_use` is
+`top_k` an option (Anthropic, Gemini and OpenAI-compatible servers take it; OpenAI's own API
+has none, so it is dropped there), `disable_parallel_tool_use` is
 `parallel_tool_calls: false`. A `tool_result` with `is_error` reaches the model as its text
 after "Error: ", since the other kinds have no such flag. Thinking blocks a client sends back
 are dropped: their signatures are Nexus's, which no provider could check. The turn does not

@@ -25,6 +25,7 @@ Entry = tuple[How, str]
 PARAMETERS = (
     "temperature",
     "top_p",
+    "top_k",
     "max_tokens",
     "stop",
     "n",
@@ -77,6 +78,10 @@ NEUTRAL: Mapping[str, tuple[Any, ...]] = {
 _FORWARDED: Entry = ("forwarded", "")
 _OPENAI: dict[str, Entry] = {name: _FORWARDED for name in PARAMETERS}
 _OPENAI["max_tokens"] = ("mapped", "`max_completion_tokens` for OpenAI, `max_tokens` for the others")
+# OpenAI's own API has no top_k (it refuses the field); servers that only speak its protocol
+# (vLLM, Ollama, LM Studio, llama.cpp) sample with it.
+_OPENAI["top_k"] = ("unsupported", "")
+_COMPATIBLE: dict[str, Entry] = {**_OPENAI, "top_k": _FORWARDED}
 
 _DEEPSEEK: dict[str, Entry] = {name: ("unsupported", "") for name in PARAMETERS}
 _DEEPSEEK.update(
@@ -104,6 +109,7 @@ _ANTHROPIC.update(
     {
         "temperature": ("forwarded", ""),
         "top_p": ("forwarded", ""),
+        "top_k": ("forwarded", ""),
         "max_tokens": ("forwarded", "the model's maximum output when the client names none"),
         "stop": ("mapped", "`stop_sequences`"),
         "tools": ("mapped", "`tools` with `input_schema`"),
@@ -126,6 +132,7 @@ _GEMINI.update(
     {
         "temperature": ("forwarded", ""),
         "top_p": ("forwarded", ""),
+        "top_k": ("forwarded", ""),
         "max_tokens": ("mapped", "`max_output_tokens`"),
         "stop": ("mapped", "`stop_sequences`"),
         "n": ("mapped", "`candidate_count`"),
@@ -149,7 +156,8 @@ _DEMO["max_tokens"] = ("forwarded", "")
 
 # Provider kinds sharing a table are listed together in the README.
 TABLES: tuple[tuple[tuple[str, ...], dict[str, Entry]], ...] = (
-    (("openai", "azure_openai", "openai_compatible"), _OPENAI),
+    (("openai", "azure_openai"), _OPENAI),
+    (("openai_compatible",), _COMPATIBLE),
     (("deepseek",), _DEEPSEEK),
     (("anthropic",), _ANTHROPIC),
     (("gemini",), _GEMINI),

@@ -57,6 +57,7 @@ def test_ordinary_text_passes():
 EXAMPLES = {
     "temperature": 0.5,
     "top_p": 0.5,
+    "top_k": 40,
     "max_tokens": 10,
     "stop": ["END"],
     "n": 2,

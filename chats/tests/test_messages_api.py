@@ -162,6 +162,24 @@ def test_the_sampling_parameters_and_the_user_reach_the_upstream(gateway):
     assert (body["stop"], body["user"]) == (["END"], "user-7")
 
 
+def test_top_k_reaches_the_kinds_that_sample_with_it_and_is_dropped_for_openai(gateway):
+    gateway.upstream.configure(reply="ok")
+
+    def sent_top_k(model: str) -> Any:
+        response = gateway.client.messages.with_raw_response.create(
+            model=model, max_tokens=50, messages=HI, extra_body={"top_k": 40}
+        )
+        body = _last_body(gateway)
+        return body.get("generationConfig", body).get("topK" if model == "gemini-test" else "top_k"), (
+            response.headers.get("x-nexus-dropped-params")
+        )
+
+    assert sent_top_k("claude-test") == (40, None)
+    assert sent_top_k("gemini-test") == (40, None)
+    assert sent_top_k("compat-test") == (40, None)  # vLLM, Ollama and the like sample with it
+    assert sent_top_k("gpt-test") == (None, "top_k")  # OpenAI's API has no top_k
+
+
 # --- streaming ---------------------------------------------------------------------------------
 
 

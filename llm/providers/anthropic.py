@@ -137,7 +137,11 @@ def request_body(target: ModelTarget, request: ChatRequest, params: Params) -> d
         body["output_config"] = output_config
     if user := request.options.get("user"):
         body["metadata"] = {"user_id": str(user)}
-    sampling = {"temperature": params.temperature, "top_p": params.top_p}
+    sampling = {
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "top_k": request.options.get("top_k"),
+    }
     extra = {name: value for name, value in sampling.items() if value is not None} | dict(params.extra)
     if extra:
         body["extra_body"] = extra

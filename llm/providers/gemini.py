@@ -166,7 +166,7 @@ def _option_config(options: Mapping[str, Any]) -> dict[str, Any]:
     """OpenAI's options that Gemini takes, under Gemini's names (llm.parameters' table)."""
     config: dict[str, Any] = {
         name: options[name]
-        for name in ("seed", "presence_penalty", "frequency_penalty")
+        for name in ("seed", "presence_penalty", "frequency_penalty", "top_k")
         if options.get(name) is not None
     }
     if options.get("logprobs") is not None:
