@@ -136,6 +136,8 @@ def test_twenty_simultaneous_logins_keep_health_fast_and_memory_bounded(start_se
     assert busy, statuses
     assert all(r.json()["error"]["code"] == "busy" and r.headers["Retry-After"] == "1" for r in busy)
     assert statuses.count(401) >= 2  # the slots did work
-    assert health and max(health) < 1.0, health
+    # Twenty unbounded hashes hold /health for several seconds; two at a time, well under two
+    # (the bound allows for another test process sharing the cores).
+    assert health and max(health) < 2.0, health
     # Two hashes at 100 MiB at a time, not twenty: well under 2 GiB of growth.
     assert peak_rss_mib(server.process.pid) - before < 450
