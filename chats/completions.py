@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -509,18 +509,25 @@ def _stop(body: dict[str, Any]) -> tuple[str, ...]:
     return tuple(read_text(item, "stop") for item in stop or ())
 
 
-def parse_completion_request(body: Any) -> CompletionCall:
-    """OpenAI's request body as a CompletionCall; a 400 naming what is wrong."""
+def read_model_of(body: Any, fields: Collection[str]) -> str:
+    """The `model` of an OpenAI request body that has only these fields; a 400 naming what
+    is wrong with it (not an object, a field OpenAI does not know, no model)."""
     if not isinstance(body, dict):
         raise _invalid("body", "The request body must be a JSON object.")
     for name in body:
-        if name not in _TOP_LEVEL:
+        if name not in fields:
             raise InvalidParameter(
                 f"Unrecognized request argument: {name}.", code="unknown_parameter", param=name
             )
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise _invalid("model", "model is required.")
+    return model
+
+
+def parse_completion_request(body: Any) -> CompletionCall:
+    """OpenAI's request body as a CompletionCall; a 400 naming what is wrong."""
+    model = read_model_of(body, _TOP_LEVEL)
     read_text(model, "model")
     messages = _Messages()
     messages.read(body.get("messages"))

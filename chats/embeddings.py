@@ -41,7 +41,7 @@ from accounts.models import ApiKey, User
 from billing.models import CallKind, Outcome
 from billing.services import Admission, admission_release, admission_reserve
 from chats import journal
-from chats.completions import InvalidParameter
+from chats.completions import InvalidParameter, read_model_of
 from chats.gateway import GatewayView, Pending, _upstream_error_response
 from chats.recovery import outcome_save, sweeper_ensure
 from chats.turn import in_thread, model_route
@@ -132,16 +132,7 @@ def _inputs(value: Any) -> tuple[str | tuple[int, ...], ...]:
 
 def parse_embedding_request(body: Any) -> EmbeddingCall:
     """OpenAI's request body as an EmbeddingCall; a 400 naming what is wrong."""
-    if not isinstance(body, dict):
-        raise _invalid("body", "The request body must be a JSON object.")
-    for name in body:
-        if name not in _FIELDS:
-            raise InvalidParameter(
-                f"Unrecognized request argument: {name}.", code="unknown_parameter", param=name
-            )
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise _invalid("model", "model is required.")
+    model = read_model_of(body, _FIELDS)
     inputs = _inputs(body.get("input"))
     dimensions = body.get("dimensions")
     if dimensions is not None and (
