@@ -17,10 +17,15 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
+from django.contrib.auth import middleware as auth
+from django.contrib.messages import middleware as messages
+from django.contrib.sessions import middleware as sessions
 from django.core.exceptions import BadRequest, PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError as DatabaseInterfaceError
 from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404, HttpRequest, HttpResponseBase, JsonResponse
+from django.middleware import clickjacking, common, csrf, security
+from django.utils.deprecation import MiddlewareMixin
 from django.utils.functional import SimpleLazyObject, empty
 from whitenoise.middleware import WhiteNoiseMiddleware
 
@@ -260,3 +265,55 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
             return await sync_to_async(self.serve)(static_file, request)
         response: HttpResponseBase = await self.get_response(request)
         return response
+
+
+# --- Django's middleware, without a thread crossing per hook on API requests ----------------
+
+
+def _on_the_loop_for_api(base: type[MiddlewareMixin]) -> type[MiddlewareMixin]:
+    """`base` (one of Django's sync-only middlewares) with its hooks called on the event loop
+    for API requests, instead of in a thread each.
+
+    Under ASGI, Django runs every hook of such a middleware through sync_to_async: the seven
+    below cost an AI call thirteen crossings into a thread before and after its view. On API
+    paths their hooks are plain computation (headers, cookies, lazy objects; nothing there
+    reads a session or stores a message, since the API authenticates by token), so they run
+    inline. On the pages people use (the admin, the docs, the reset form: _HTML_PATHS), where
+    the session and the messages may read or write the database, Django's own way stands.
+    """
+
+    class OnTheLoop(base):  # type: ignore[valid-type,misc]
+        def __init__(self, get_response: Any) -> None:
+            super().__init__(get_response)
+            if iscoroutinefunction(get_response) and hasattr(base, "process_view"):
+                sync_view: Callable[..., HttpResponseBase | None] = getattr(self, "process_view")  # noqa: B009
+
+                async def process_view(request: HttpRequest, *args: Any) -> HttpResponseBase | None:
+                    if _is_html_path(request):
+                        return await sync_to_async(sync_view, thread_sensitive=True)(request, *args)
+                    return sync_view(request, *args)
+
+                self.process_view = process_view  # what Django's handler calls, as it is
+
+        async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+            if _is_html_path(request):
+                return await super().__acall__(request)
+            response = self.process_request(request) if hasattr(self, "process_request") else None
+            response = response or await self.get_response(request)
+            if hasattr(self, "process_response"):
+                response = self.process_response(request, response)
+            return response
+
+    OnTheLoop.__name__ = OnTheLoop.__qualname__ = base.__name__
+    OnTheLoop.__module__ = __name__
+    OnTheLoop.__doc__ = base.__doc__
+    return OnTheLoop
+
+
+SecurityMiddleware = _on_the_loop_for_api(security.SecurityMiddleware)
+SessionMiddleware = _on_the_loop_for_api(sessions.SessionMiddleware)
+CommonMiddleware = _on_the_loop_for_api(common.CommonMiddleware)
+CsrfViewMiddleware = _on_the_loop_for_api(csrf.CsrfViewMiddleware)
+AuthenticationMiddleware = _on_the_loop_for_api(auth.AuthenticationMiddleware)
+MessageMiddleware = _on_the_loop_for_api(messages.MessageMiddleware)
+XFrameOptionsMiddleware = _on_the_loop_for_api(clickjacking.XFrameOptionsMiddleware)

@@ -121,22 +121,25 @@ INSTALLED_APPS = [
     "chats",
 ]
 
+# nexus.middleware's Security, Session, Common, Csrf, Authentication, Message and
+# XFrameOptions middlewares are Django's, with their hooks run on the event loop for API
+# requests rather than in a thread each.
 MIDDLEWARE = [
     "nexus.middleware.RequestIdMiddleware",
     "nexus.middleware.RequestMetricsMiddleware",
     "nexus.middleware.CacheSnapshotMiddleware",
     "nexus.middleware.ErrorEnvelopeMiddleware",
     "nexus.middleware.ChunkedBodyMiddleware",
-    "django.middleware.security.SecurityMiddleware",
+    "nexus.middleware.SecurityMiddleware",
     "nexus.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable
     "corsheaders.middleware.CorsMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "nexus.middleware.SessionMiddleware",
+    "nexus.middleware.CommonMiddleware",
+    "nexus.middleware.CsrfViewMiddleware",
+    "nexus.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(), for the console
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "nexus.middleware.MessageMiddleware",
+    "nexus.middleware.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "nexus.urls"
