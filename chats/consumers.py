@@ -36,9 +36,10 @@ from chats.notifications import user_group
 from chats.recovery import message_events
 from chats.selectors import message_get
 from chats.streams import StreamEvent, hub
-from chats.turn import PreparedTurn, TurnSpec, in_thread, start_turn, stop_turn, turn_prepare
+from chats.turn import PreparedTurn, TurnSpec, turn_prepare, turn_start, turn_stop
 from chats.views import SendInput
 from nexus.lib.client_address import forwarded_address
+from nexus.lib.db_threads import db_queue, in_thread
 from nexus.lib.errors import exception_handler
 
 logger = logging.getLogger(__name__)
@@ -214,8 +215,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         return credentials, step(credentials.user, credentials.api_key) if step is not None else None
 
     async def _run(self, step: Step | None) -> Any:
-        """One crossing into a thread per frame, never the shared one, so sockets run in parallel."""
-        self.credentials, result = await in_thread(self._as_caller)(step)
+        """One crossing into a thread per frame, never the shared one, so sockets run in parallel;
+        a frame waits its turn for a database thread as an HTTP call does (503 busy past it)."""
+        async with db_queue():
+            self.credentials, result = await in_thread(self._as_caller)(step)
         return result
 
     async def receive(
@@ -255,7 +258,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return (lambda user, key: turn_prepare(user=user, api_key=key, spec=spec)), self._start
         if kind == "stop":
             message_id = _id(content, "message_id")
-            return (lambda user, key: stop_turn(user=user, message_id=message_id)), lambda _: None
+            return (lambda user, key: turn_stop(user=user, message_id=message_id)), lambda _: None
         if kind == "resume":
             message_id = _id(content, "message_id")
             after = _id(content, "last_event_id", default=0, minimum=0)
@@ -267,7 +270,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     def _start(self, prepared: PreparedTurn) -> None:
         # Admitted and saved while the credentials held: it runs even if the socket closed since.
-        start_turn(prepared)
+        turn_start(prepared)
         self._relay(hub.subscribe_batches(prepared.stream_key))
 
     def _relay(self, batches: AsyncIterator[list[StreamEvent]]) -> None:

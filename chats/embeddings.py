@@ -41,14 +41,16 @@ from accounts.models import ApiKey, User
 from billing.models import CallKind, Outcome
 from billing.services import Admission, admission_release, admission_reserve
 from chats import journal
+from chats.answering import Pending
 from chats.completions import InvalidParameter, read_model_of
-from chats.gateway import GatewayView, Pending, _upstream_error_response
+from chats.gateway import GatewayView, _upstream_error_response
 from chats.recovery import outcome_save, sweeper_ensure
-from chats.turn import in_thread, model_route
+from chats.turn import model_route
 from llm.providers import TOKEN_ARRAY_KINDS
 from llm.services import embed, estimate_embedding_tokens
 from llm.types import EmbeddingRequest, EmbeddingResult, LLMError, Route
 from nexus.lib import metrics
+from nexus.lib.db_threads import in_thread
 from nexus.lib.maintenance import maintenance_check
 
 logger = logging.getLogger(__name__)

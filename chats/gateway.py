@@ -12,24 +12,22 @@ it; a parameter its provider kind cannot honour is dropped and named in the
 
 The turn belongs to no connection, but a gateway client that goes away stops it: nobody
 can resume a stateless reply, so generating the rest would only be charged for nothing.
-The DRF view prepares and starts the turn in a thread; the async view around it does the
-waiting, where Django's cancellation on disconnect reaches it.
+The DRF view prepares the turn in a thread; the async view around it (chats.answering)
+starts it and does the waiting, where Django's cancellation on disconnect reaches it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import NotAuthenticated
@@ -40,9 +38,10 @@ from rest_framework.views import APIView
 from accounts.models import ApiKey, User
 from accounts.restrictions import key_model_allowed
 from chats import runner
+from chats.answering import Pending
 from chats.completions import CompletionCall, parse_completion_request
 from chats.streams import StreamEvent, hub, interrupted_event
-from chats.turn import ModelNotAvailable, PreparedTurn, start_turn_async, turn_prepare_gateway
+from chats.turn import ModelNotAvailable, PreparedTurn, turn_prepare_gateway, turn_start
 from llm.selectors import aliases_enabled, model_enabled_get, models_list_enabled
 from llm.types import LLMError
 from nexus.lib.auth import ai_authentication_classes
@@ -322,18 +321,8 @@ async def _chunks(surface: Surface, key: str, seen: list[StreamEvent]) -> AsyncI
             _stop(key)
 
 
-class Pending(HttpResponse):
-    """What a DRF view hands `answering`: work started or admitted, to wait for and answer."""
-
-    async def answer(self) -> HttpResponseBase:
-        raise NotImplementedError
-
-    def abandon(self) -> None:
-        """The client left before `answer` was called: undo what nobody will read."""
-
-
 class PendingCompletion(Pending):
-    """A started turn, to wait for and answer."""
+    """A prepared turn, to start, wait for and answer."""
 
     def __init__(
         self, prepared: PreparedTurn, surface: Surface, headers: dict[str, str] | None = None
@@ -351,6 +340,11 @@ class PendingCompletion(Pending):
         return headers
 
     async def answer(self) -> HttpResponseBase:
+        turn_start(self.prepared)
+        return await self.read()
+
+    async def read(self) -> HttpResponseBase:
+        """The response from the turn's stream: whole, or its start and a streaming body."""
         key, surface = self.prepared.stream_key, self.surface
         try:
             if not surface.stream:
@@ -376,33 +370,10 @@ class PendingCompletion(Pending):
         return response
 
     def abandon(self) -> None:
-        _stop(self.prepared.stream_key)
-
-
-def answering(view: Callable[..., HttpResponseBase]) -> Callable[..., Any]:
-    """An async view around a DRF view that may hand back a Pending to answer."""
-
-    async def handler(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        future = asyncio.ensure_future(sync_to_async(view)(request, *args, **kwargs))
-        try:
-            response = await asyncio.shield(future)
-        except asyncio.CancelledError:
-            # The client left while the view prepared the call: undo it once it is ready.
-            future.add_done_callback(_abandon_when_ready)
-            raise
-        if isinstance(response, Pending):
-            return await response.answer()
-        return response
-
-    functools.update_wrapper(handler, view)  # keeps `cls` (for the schema) and `csrf_exempt`
-    return handler
-
-
-def _abandon_when_ready(future: asyncio.Future[HttpResponseBase]) -> None:
-    if not future.cancelled() and future.exception() is None:
-        response = future.result()
-        if isinstance(response, Pending):
-            response.abandon()
+        # Run and stopped at once, so its reservation and any saved question settle as a
+        # stopped turn's do; the stop follows the run's first step (the loop runs in order).
+        turn_start(self.prepared)
+        asyncio.get_running_loop().call_soon(_stop, self.prepared.stream_key)
 
 
 # --- views -----------------------------------------------------------------------------
@@ -484,14 +455,15 @@ class ChatCompletionsView(GatewayView):
     def post(self, request: Request) -> HttpResponseBase:
         call = parse_completion_request(request.data)
         save = request.headers.get(SAVE_HEADER, "").lower() in ("1", "true", "yes")
-        prepared = gateway_turn_start(request, call, save=save)
+        prepared = gateway_turn_prepare(request, call, save=save)
         return PendingCompletion(prepared, Completion(prepared, call))
 
 
-def gateway_turn_start(request: Request, call: CompletionCall, **options: Any) -> PreparedTurn:
-    """Prepares and starts the turn of a parsed gateway call, for the caller of `request`.
+def gateway_turn_prepare(request: Request, call: CompletionCall, **options: Any) -> PreparedTurn:
+    """Prepares the turn of a parsed gateway call, for the caller of `request`; its Pending
+    starts it on the event loop.
 
-    Every surface (Chat Completions, Responses, Messages) starts its turns here, so all
+    Every surface (Chat Completions, Responses, Messages) prepares its turns here, so all
     share authentication, maintenance mode, admission and the same run; `options` go to
     turn_prepare_gateway (save, continuing a stored conversation)."""
     user = request.user
@@ -506,5 +478,4 @@ def gateway_turn_start(request: Request, call: CompletionCall, **options: Any) -
         **options,
     )
     connection.close()  # the turn needs no connection; give this one back to the pool
-    async_to_sync(start_turn_async)(prepared)
     return prepared

@@ -6,7 +6,7 @@ provider kind. A key comes as `x-api-key` or `Authorization: Bearer` (accounts.a
 `anthropic-version` and `anthropic-beta` are accepted and ignored.
 
 A request is read into the same CompletionCall as Chat Completions and runs the same turn
-(chats.gateway.gateway_turn_start: maintenance, admission, budgets, fallbacks, stop on
+(chats.gateway.gateway_turn_prepare: maintenance, admission, budgets, fallbacks, stop on
 disconnect, usage record); this module translates the body in and the turn's events out:
 reasoning as `thinking` blocks, text as `text` blocks, each tool call as a `tool_use` block,
 a new block whenever the kind changes, with Anthropic's stream events around them.
@@ -47,7 +47,7 @@ from rest_framework.response import Response
 
 from accounts.models import ApiKey
 from chats.completions import CompletionCall, read_inline_data
-from chats.gateway import SAVE_HEADER, GatewayView, PendingCompletion, gateway_turn_start, upstream_status
+from chats.gateway import SAVE_HEADER, GatewayView, PendingCompletion, gateway_turn_prepare, upstream_status
 from chats.streams import StreamEvent
 from chats.turn import ModelNotAvailable, PreparedTurn, model_route
 from llm.tokens import estimate_request_tokens
@@ -857,7 +857,7 @@ class MessagesView(_AnthropicView):
         """A reply of any catalog model in Anthropic's Message format, or streamed as its events."""
         call = parse_messages_request(request.data)
         save = request.headers.get(SAVE_HEADER, "").lower() in ("1", "true", "yes")
-        prepared = gateway_turn_start(request, call, save=save)
+        prepared = gateway_turn_prepare(request, call, save=save)
         return PendingCompletion(prepared, MessagesSurface(prepared, call), self.request_id_header(request))
 
 

@@ -3,7 +3,7 @@
 The clients that speak it by default (the Vercel AI SDK 5 and later, the OpenAI Agents SDK,
 the openai SDK's `responses.create`) work unchanged. A request is read into the same
 CompletionCall as Chat Completions (chats.responses_request) and runs the same turn
-(chats.gateway.gateway_turn_start: authentication, maintenance, admission, budgets, stop on
+(chats.gateway.gateway_turn_prepare: authentication, maintenance, admission, budgets, stop on
 disconnect); this module only translates the turn's events into the Responses event
 sequence and Response object.
 
@@ -39,7 +39,7 @@ from chats.gateway import (
     GatewayView,
     PendingCompletion,
     gateway_exception_handler,
-    gateway_turn_start,
+    gateway_turn_prepare,
     upstream_status,
     with_retry_after,
 )
@@ -529,7 +529,7 @@ class ResponsesView(GatewayView):
             previous = stored_reply_get(
                 user=_user(request), response_id=parsed.previous_response_id, param="previous_response_id"
             )
-        prepared = gateway_turn_start(request, parsed.call, save=parsed.store, previous=previous)
+        prepared = gateway_turn_prepare(request, parsed.call, save=parsed.store, previous=previous)
         return PendingCompletion(prepared, ResponsesSurface(prepared, parsed))
 
 

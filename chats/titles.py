@@ -20,12 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar
 
-from asgiref.sync import sync_to_async
-from django.db import close_old_connections, connections, transaction
+from django.db import transaction
 
 from accounts.models import User
 from billing.models import CallKind
@@ -49,13 +46,12 @@ from llm.types import (
     Usage,
 )
 from nexus.lib import runtime
+from nexus.lib.db_threads import in_thread
 from nexus.lib.errors import ApiError
 from nexus.lib.maintenance import maintenance_check
 
 logger = logging.getLogger(__name__)
 
-P = ParamSpec("P")
-R = TypeVar("R")
 
 TITLE_MAX_TOKENS = 32
 # The first exchange as the title model reads it: enough to name it, cheap to send.
@@ -90,19 +86,6 @@ class TitleResult:
     first_token_at: float | None = None
 
 
-def _off_loop(function: Callable[P, R]) -> Callable[P, Any]:
-    """Database work in a worker thread, its connection given back after (as chats.turn.in_thread)."""
-
-    def with_fresh_connection(*args: P.args, **kwargs: P.kwargs) -> R:
-        close_old_connections()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            connections.close_all()
-
-    return sync_to_async(with_fresh_connection, thread_sensitive=False)
-
-
 def title_start(*, user_id: int, conversation_id: int, question: str, answer: str) -> None:
     """Titles the conversation in the background, on the running loop; returns at once."""
     task = asyncio.get_running_loop().create_task(
@@ -115,13 +98,13 @@ def title_start(*, user_id: int, conversation_id: int, question: str, answer: st
 
 async def title_write(*, user_id: int, conversation_id: int, question: str, answer: str) -> None:
     try:
-        call = await _off_loop(title_prepare)(
+        call = await in_thread(title_prepare)(
             user_id=user_id, conversation_id=conversation_id, question=question, answer=answer
         )
         if call is None:
             return
         result = await title_generate(call)
-        await _off_loop(title_save)(call=call, result=result)
+        await in_thread(title_save)(call=call, result=result)
     except Exception:
         logger.exception("Could not title conversation %s; its first words stay", conversation_id)
 

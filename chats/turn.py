@@ -11,6 +11,10 @@
 
 The run is a task of its own, not part of any HTTP connection: a client that goes away
 does not lose the reply, and `stop` cancels the task from outside.
+
+Its functions, in that order: `turn_prepare` (and `turn_prepare_gateway`) in a thread,
+`turn_start` on the event loop (which runs `turn_run`), `turn_finish` in a thread, and
+`turn_stop` from anywhere.
 """
 
 from __future__ import annotations
@@ -22,11 +26,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connections, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, User
@@ -61,13 +64,11 @@ from llm.types import (
 )
 from llm.types import UnknownModel as UnknownModelError
 from nexus.lib import metrics, runtime
+from nexus.lib.db_threads import in_thread
 from nexus.lib.errors import ApiError
 from nexus.lib.maintenance import maintenance_check
 
 logger = logging.getLogger(__name__)
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,19 +133,6 @@ class TurnOutcome:
 class ModelNotAvailable(ApiError):
     default_code = "model_not_found"
     default_detail = "This model does not exist or is not enabled."
-
-
-def in_thread(function: Callable[P, R]) -> Callable[P, Any]:
-    """Runs database work off the event loop, returning its connection to the pool after."""
-
-    def with_fresh_connection(*args: P.args, **kwargs: P.kwargs) -> R:
-        close_old_connections()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            connections.close_all()
-
-    return sync_to_async(with_fresh_connection, thread_sensitive=False)
 
 
 # --- 1. prepare ------------------------------------------------------------------------
@@ -608,22 +596,18 @@ def _prepared_with_reply(
 # --- 2. run ----------------------------------------------------------------------------
 
 
-def start_turn(prepared: PreparedTurn) -> None:
+def turn_start(prepared: PreparedTurn) -> None:
     """Starts the run as a task of this process's event loop; readers subscribe to its stream."""
     # A reply that is saved can be resumed from any process; the gateway's stateless ones cannot.
     runner.launch(
         prepared.stream_key,
-        run_turn(prepared),
+        turn_run(prepared),
         resumable=prepared.assistant_message_id is not None,
         journal_entry=_journal_entry(prepared),
     )
 
 
-async def start_turn_async(prepared: PreparedTurn) -> None:
-    start_turn(prepared)
-
-
-def stop_turn(*, user: User, message_id: int) -> None:
+def turn_stop(*, user: User, message_id: int) -> None:
     """Stops the turn writing this message: the reply so far is saved as `stopped`."""
     message = selectors.message_get(user=user, message_id=message_id)
     if message.status != MessageStatus.STREAMING:
@@ -633,7 +617,7 @@ def stop_turn(*, user: User, message_id: int) -> None:
         streams_repair(message_ids=[message.pk])
 
 
-async def run_turn(prepared: PreparedTurn) -> None:
+async def turn_run(prepared: PreparedTurn) -> None:
     key = prepared.stream_key
     outcome = TurnOutcome(target=prepared.route.primary)
     metrics.ai_call_started()

@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path
 
 from chats import embeddings, gateway, messages_api, responses_api, views
+from chats.answering import answering
 
 urlpatterns: list[URLPattern | URLResolver] = [
-    path("chat/send", views.SendView.as_view(), name="chat-send"),
+    path("chat/send", answering(views.SendView.as_view()), name="chat-send"),
     path("chat/history", views.HistoryView.as_view(), name="chat-history"),
     path("chat/conversations", views.ConversationListView.as_view(), name="chat-conversations"),
     path(
@@ -25,10 +26,10 @@ urlpatterns: list[URLPattern | URLResolver] = [
         views.ConversationShareView.as_view(),
         name="chat-conversation-share",
     ),
-    path("chat/messages/<int:message_id>", views.MessageDetailView.as_view(), name="chat-message"),
+    path("chat/messages/<int:message_id>", answering(views.MessageDetailView.as_view()), name="chat-message"),
     path(
         "chat/messages/<int:message_id>/regenerate",
-        views.RegenerateView.as_view(),
+        answering(views.RegenerateView.as_view()),
         name="chat-message-regenerate",
     ),
     path(
@@ -48,17 +49,17 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("v1/models/<path:model_id>", gateway.ModelView.as_view(), name="v1-model"),
     path(
         "v1/chat/completions",
-        gateway.answering(gateway.ChatCompletionsView.as_view()),
+        answering(gateway.ChatCompletionsView.as_view()),
         name="v1-chat-completions",
     ),
     path(
         "v1/responses",
-        gateway.answering(responses_api.ResponsesView.as_view()),
+        answering(responses_api.ResponsesView.as_view()),
         name="v1-responses",
     ),
     path("v1/responses/<str:response_id>", responses_api.ResponseView.as_view(), name="v1-response"),
-    path("v1/embeddings", gateway.answering(embeddings.EmbeddingsView.as_view()), name="v1-embeddings"),
-    path("v1/messages", gateway.answering(messages_api.MessagesView.as_view()), name="v1-messages"),
+    path("v1/embeddings", answering(embeddings.EmbeddingsView.as_view()), name="v1-embeddings"),
+    path("v1/messages", answering(messages_api.MessagesView.as_view()), name="v1-messages"),
     path(
         "v1/messages/count_tokens",
         messages_api.CountTokensView.as_view(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.db import connection
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from accounts.models import ApiKey, User
 from chats import branches, files, selectors, services
+from chats.answering import Pending
 from chats.models import ChatFile, Conversation, Message, Template
 from chats.recovery import message_events
 from chats.serializers import (
@@ -35,7 +36,7 @@ from chats.serializers import (
     history_representation,
 )
 from chats.streams import StreamEvent, hub
-from chats.turn import TurnSpec, start_turn_async, stop_turn, turn_prepare
+from chats.turn import PreparedTurn, TurnSpec, turn_prepare, turn_start, turn_stop
 from nexus.lib.auth import ai_authentication_classes
 
 
@@ -86,11 +87,25 @@ def sse_response(batches: AsyncIterator[list[StreamEvent]]) -> StreamingHttpResp
     return response
 
 
-def start_and_stream(prepared: Any) -> StreamingHttpResponse:
+class PendingStream(Pending):
+    """A prepared turn, started on the event loop and streamed over SSE (chats.answering)."""
+
+    def __init__(self, prepared: PreparedTurn) -> None:
+        super().__init__()
+        self.prepared = prepared
+
+    async def answer(self) -> StreamingHttpResponse:
+        turn_start(self.prepared)
+        return sse_response(hub.subscribe_batches(self.prepared.stream_key))
+
+    def abandon(self) -> None:
+        turn_start(self.prepared)  # a saved reply is written on, to be read from history or resumed
+
+
+def start_and_stream(prepared: PreparedTurn) -> PendingStream:
     # The run needs no connection: give this request's back to the pool before streaming.
     connection.close()
-    async_to_sync(start_turn_async)(prepared)
-    return sse_response(hub.subscribe_batches(prepared.stream_key))
+    return PendingStream(prepared)
 
 
 def attachments_input(**kwargs: Any) -> serializers.ListField:
@@ -117,7 +132,7 @@ class SendView(ChatView):
         request=SendInput,
         responses=SSE_RESPONSE,
     )
-    def post(self, request: Request) -> StreamingHttpResponse:
+    def post(self, request: Request) -> PendingStream:
         serializer = SendInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         prepared = turn_prepare(
@@ -131,7 +146,7 @@ class RegenerateView(ChatView):
         request=None,
         responses=SSE_RESPONSE,
     )
-    def post(self, request: Request, message_id: int) -> StreamingHttpResponse:
+    def post(self, request: Request, message_id: int) -> PendingStream:
         message = selectors.message_get(user=_user(request), message_id=message_id)
         prepared = turn_prepare(
             user=_user(request), api_key=_api_key(request), spec=TurnSpec(), regenerate=message
@@ -345,7 +360,7 @@ class MessageDetailView(ChatView):
         "deleted) and answered, streamed as POST /chat/send streams; `start` names the new "
         "message as `parent_id`.",
     )
-    def patch(self, request: Request, message_id: int) -> StreamingHttpResponse:
+    def patch(self, request: Request, message_id: int) -> PendingStream:
         message = selectors.message_get(user=_user(request), message_id=message_id)
         serializer = MessageEditInput(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -396,7 +411,7 @@ class StopView(ChatView):
     @extend_schema(request=None, responses={202: None})
     def post(self, request: Request, message_id: int) -> Response:
         """Stops the turn writing this reply, from any server process; the text so far is kept."""
-        stop_turn(user=_user(request), message_id=message_id)
+        turn_stop(user=_user(request), message_id=message_id)
         return Response(status=status.HTTP_202_ACCEPTED)
 
 

@@ -12,6 +12,7 @@ django_asgi_app = get_asgi_application()  # sets Django up before the consumers 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from nexus.lib.database_health import install_database_breaker  # noqa: E402
+from nexus.lib.database_pool import pool_fit  # noqa: E402
 from nexus.lib.http_limits import install_http_limits  # noqa: E402
 from nexus.lib.reason_phrases import install_reason_phrases  # noqa: E402
 from nexus.routing import websocket_urlpatterns  # noqa: E402
@@ -22,6 +23,8 @@ install_reason_phrases()
 install_http_limits()
 # While PostgreSQL is known down, requests get their 503 at once, not after the pool's timeout.
 install_database_breaker()
+# The pool (and the database threads) at this process's share of PostgreSQL's connections.
+pool_fit()
 
 application = ProtocolTypeRouter(
     {

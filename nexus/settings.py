@@ -168,6 +168,17 @@ DATABASE_URL = env_url(
 DATABASE_POOL_MIN_SIZE = env_int("DATABASE_POOL_MIN_SIZE", "2", minimum=0)
 DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", "20", minimum=1)
 DATABASE_POOL_TIMEOUT = env_float("DATABASE_POOL_TIMEOUT", "10", minimum=0.1)
+# At start, a server lowers its pool to its share of what PostgreSQL allows: max_connections
+# less the reserved ones and DATABASE_RESERVED_CONNECTIONS (migrations, psql, cron), split
+# between SERVER_PROCESSES processes (nexus.lib.database_pool). Off behind PgBouncer, whose
+# clients are not the server's connections.
+DATABASE_POOL_FIT = env_bool("DATABASE_POOL_FIT", "true")
+DATABASE_RESERVED_CONNECTIONS = env_int("DATABASE_RESERVED_CONNECTIONS", "10", minimum=0)
+SERVER_PROCESSES = env_int("SERVER_PROCESSES", "1", minimum=1)
+# AI calls wait on the event loop for a database thread (nexus.lib.db_threads): this many at
+# most per process, this long at most, then 503 busy with Retry-After.
+DATABASE_QUEUE_MAX = env_int("DATABASE_QUEUE_MAX", "1000", minimum=0)
+DATABASE_QUEUE_TIMEOUT = env_float("DATABASE_QUEUE_TIMEOUT", "10", minimum=0.1)
 # While PostgreSQL is known down, requests fail at once and a probe reconnects this often.
 DATABASE_PROBE_INTERVAL = env_float("DATABASE_PROBE_INTERVAL", "1", minimum=0.1)
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}

@@ -233,6 +233,6 @@ async def test_a_reply_whose_events_are_gone_is_a_502_not_a_500(stream):
         stream_key="gateway:nobody-wrote-this", conversation_id=None, dropped_params=()
     )
     pending = PendingCompletion(prepared, Completion(prepared, call))  # type: ignore[arg-type]
-    response: Any = await pending.answer()
+    response: Any = await pending.read()
     assert response.status_code == 502
     assert json.loads(response.content)["error"]["code"] == "interrupted"
