@@ -145,7 +145,7 @@ def post_json(url: str, body: dict[str, Any]) -> Any:
 
 def start_fake_upstream(procs: Processes, name: str = "fake-upstream") -> tuple[int, psutil.Process]:
     port = free_port()
-    process = procs.start(name, [PYTHON, "-m", "llm.fake_upstream", "--port", str(port)], env=server_env())
+    process = procs.start(name, [PYTHON, "-m", "fake_upstream", "--port", str(port)], env=server_env())
     wait_http(f"http://127.0.0.1:{port}/_requests", process=process)
     return port, process
 

@@ -16,7 +16,7 @@ from accounts.models import User
 from accounts.services import api_key_create
 from billing.models import QuotaCounter, Reservation, UsageRecord
 from billing.services import api_key_quota_set
-from llm.fake_upstream.embeddings_wire import vector as fake_vector
+from fake_upstream.embeddings_wire import vector as fake_vector
 from llm.models import Model, ModelAlias
 from llm.providers.demo import EMBEDDING_DIMENSIONS, vector_for
 

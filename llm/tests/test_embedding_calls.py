@@ -10,7 +10,7 @@ import httpx
 import pytest
 from asgiref.sync import async_to_sync
 
-from llm.fake_upstream.embeddings_wire import vector
+from fake_upstream.embeddings_wire import vector
 from llm.models import ModelFallback
 from llm.selectors import route_get
 from llm.services import embed

@@ -89,7 +89,7 @@ def test_it_records_path_query_headers_and_body(fake_upstream):
     assert request["model"] == "dep"
 
 
-@pytest.mark.parametrize("command", [["-m", "llm.fake_upstream"], ["manage.py", "fake_upstream"]])
+@pytest.mark.parametrize("command", [["-m", "fake_upstream"], ["manage.py", "fake_upstream"]])
 def test_it_runs_on_its_own_on_the_port_given(command):
     port = free_port()
     log = tempfile.TemporaryFile()  # noqa: SIM115 (closed below)

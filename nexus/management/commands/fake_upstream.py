@@ -1,4 +1,5 @@
-"""`manage.py fake_upstream --port N`: the fake LLM provider server (see llm.fake_upstream)."""
+"""`manage.py fake_upstream --port N`: the fake LLM provider server of the tests, benchmarks
+and demos (the `fake_upstream` package, which nothing Nexus runs in production imports)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import contextlib
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
-
-from llm.fake_upstream import run
 
 
 class Command(BaseCommand):
@@ -23,5 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8765)
 
     def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
+        from fake_upstream import run  # a development tool: loaded only when asked for
+
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run(host, port))

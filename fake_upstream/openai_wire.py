@@ -12,10 +12,10 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from llm.fake_upstream.protocols import Protocol, sse
+from fake_upstream.protocols import Protocol, sse
 
 if TYPE_CHECKING:
-    from llm.fake_upstream.server import Exchange
+    from fake_upstream.server import Exchange
 
 # The words the server's loop streams (Knobs.reply_tokens), to split a whole reply the same way.
 _WORDS = re.compile(r"\s*\S+|\s+$")

@@ -15,10 +15,10 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from llm.fake_upstream.protocols import Protocol, sse
+from fake_upstream.protocols import Protocol, sse
 
 if TYPE_CHECKING:
-    from llm.fake_upstream.server import Exchange
+    from fake_upstream.server import Exchange
 
 # Claude streams a tool's input in small pieces; this many characters a piece.
 _JSON_FRAGMENT = 10

@@ -1,6 +1,8 @@
 """A fake LLM provider: a real HTTP server speaking OpenAI, Azure OpenAI, Anthropic and Gemini.
 
-    python -m llm.fake_upstream --port 8765     (or: manage.py fake_upstream --port 8765)
+A development and testing package, outside the apps: no code Nexus serves with imports it.
+
+    python -m fake_upstream --port 8765     (or: manage.py fake_upstream --port 8765)
 
 Point a provider's base URL at it (`http://127.0.0.1:8765/v1` for the OpenAI kinds,
 `http://127.0.0.1:8765` for Azure, Anthropic and Gemini) and the official SDKs talk to it
@@ -27,6 +29,6 @@ of the tests and the benchmarks.
 
 from __future__ import annotations
 
-from llm.fake_upstream.server import DEFAULT_REPLY, FakeUpstream, Knobs, main, run
+from fake_upstream.server import DEFAULT_REPLY, FakeUpstream, Knobs, main, run
 
 __all__ = ["DEFAULT_REPLY", "FakeUpstream", "Knobs", "main", "run"]

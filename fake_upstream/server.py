@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from llm.fake_upstream import embeddings_wire
-from llm.fake_upstream.anthropic_wire import AnthropicProtocol
-from llm.fake_upstream.gemini_wire import GeminiProtocol
-from llm.fake_upstream.openai_wire import OpenAIProtocol
-from llm.fake_upstream.protocols import Protocol
+from fake_upstream import embeddings_wire
+from fake_upstream.anthropic_wire import AnthropicProtocol
+from fake_upstream.gemini_wire import GeminiProtocol
+from fake_upstream.openai_wire import OpenAIProtocol
+from fake_upstream.protocols import Protocol
 
 DEFAULT_REPLY = "Hello from the fake upstream! This reply streams one word at a time."
 _MAX_HEADER_BYTES = 64 * 1024
@@ -521,7 +521,7 @@ async def run(host: str, port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m llm.fake_upstream", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m fake_upstream", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args(argv)

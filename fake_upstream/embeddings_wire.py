@@ -18,12 +18,12 @@ import re
 import struct
 from typing import TYPE_CHECKING, Any
 
-from llm.fake_upstream.gemini_wire import GeminiProtocol
-from llm.fake_upstream.openai_wire import OpenAIProtocol
-from llm.fake_upstream.protocols import Protocol
+from fake_upstream.gemini_wire import GeminiProtocol
+from fake_upstream.openai_wire import OpenAIProtocol
+from fake_upstream.protocols import Protocol
 
 if TYPE_CHECKING:
-    from llm.fake_upstream.server import Exchange
+    from fake_upstream.server import Exchange
 
 Item = str | list[int]
 

@@ -9,7 +9,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from llm.fake_upstream.server import Exchange, Knobs
+    from fake_upstream.server import Exchange, Knobs
 
 
 def sse(data: Any, event: str | None = None) -> str:

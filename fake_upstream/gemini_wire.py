@@ -19,7 +19,7 @@ import json
 import re
 from typing import Any
 
-from llm.fake_upstream.protocols import Protocol
+from fake_upstream.protocols import Protocol
 
 # The words the server's loop streams (Knobs.reply_tokens), to split a whole reply the same way.
 _WORDS = re.compile(r"\s*\S+|\s+$")

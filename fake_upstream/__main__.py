@@ -1,0 +1,5 @@
+"""`python -m fake_upstream --port N`."""
+
+from fake_upstream.server import main
+
+main()
