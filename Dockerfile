@@ -24,6 +24,7 @@ USER nexus
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=4s --start-period=20s --retries=3 CMD ["python", "deploy/healthcheck.py"]
 # Replies a dead process left `streaming` are repaired first (turns other replicas run are
-# left alone), then one server process: daphne, or granian with SERVER=granian
-# (scripts/run-server; no proxy headers, no access log of its own).
-CMD ["sh", "-c", "python manage.py repair_streams && exec scripts/run-server 0.0.0.0 8000"]
+# left alone). No --proxy-headers: daphne would take the leftmost X-Forwarded-For value, which
+# the client wrote; Nexus derives the client's address itself (TRUSTED_PROXY_COUNT). Nexus logs
+# every request itself, as JSON with its request id, so daphne's own access log is off.
+CMD ["sh", "-c", "python manage.py repair_streams && exec daphne -b 0.0.0.0 -p 8000 --access-log /dev/null nexus.asgi:application"]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -152,19 +150,8 @@ class LiveServer:
         self.process = process
         self.url = f"http://127.0.0.1:{port}"
 
-    def kill(self) -> None:
-        """SIGKILL to the server and its workers (its process group), as a crash or the OOM
-        killer ends them: nothing of it runs a line more."""
-        os.killpg(self.process.pid, signal.SIGKILL)
-
     def client(self, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10, **kwargs)
-
-
-def server_command(port: int) -> list[str]:
-    """One Nexus server process as scripts/serve and the image run it (scripts/run-server:
-    daphne, or granian with SERVER=granian)."""
-    return [str(ROOT / "scripts" / "run-server"), "127.0.0.1", str(port)]
 
 
 class ServerProcesses:
@@ -185,17 +172,15 @@ class ServerProcesses:
             f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:"
             f"{database['PORT'] or 5432}/{database['NAME']}"
         )
-        env["PYTHON"] = sys.executable
         env.update(env_overrides)
         port = free_port()
         log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the process)
         process = subprocess.Popen(
-            server_command(port),
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "nexus.asgi:application"],
             cwd=ROOT,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group (granian's worker is a child)
         )
         self.processes.append(process)
         wait_for_port(port, process, log)
@@ -203,14 +188,12 @@ class ServerProcesses:
 
     def stop(self) -> None:
         for process in self.processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
+            process.terminate()
         for process in self.processes:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
+                process.kill()
 
 
 @pytest.fixture
@@ -234,13 +217,13 @@ def module_server(module_servers: ServerProcesses) -> LiveServer:
     return module_servers.start()
 
 
-# --- The fake LLM upstream (fake_upstream) ---------------------------------------------
+# --- The fake LLM upstream (llm/fake_upstream) ---------------------------------------------
 
 
 class FakeUpstream:
     """The fake provider server of the test session: knobs, what it received, catalog rows for it.
 
-    fake_upstream.configure(reply="Hi there", token_delay=0.002)     knobs: fake_upstream.Knobs
+    fake_upstream.configure(reply="Hi there", token_delay=0.002)     knobs: llm.fake_upstream.Knobs
     model = fake_upstream.make_model(kind="anthropic", name="claude-test")
     fake_upstream.requests()[-1]["body"]                             what the SDK sent
     """
@@ -318,7 +301,7 @@ def _fake_upstream_server() -> Iterator[str]:
     port = free_port()
     log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the process)
     process = subprocess.Popen(
-        [sys.executable, "-m", "fake_upstream", "--port", str(port)],
+        [sys.executable, "-m", "llm.fake_upstream", "--port", str(port)],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,

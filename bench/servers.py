@@ -92,8 +92,7 @@ def measure(
     row["calls_per_second"] = round(len(ok) / outcome["wall"], 1)
     row["errors_50"] = harness.errors_of(outcome["results"])[0]
     row["server_cpu_percent"] = cpu["server"]["cpu_percent"]
-    # Granian serves from a worker process under its supervisor: count the whole tree.
-    row["rss_mb"] = round(sum(p.memory_info().rss for p in harness._tree(process)) / 2**20, 1)
+    row["rss_mb"] = round(process.memory_info().rss / 2**20, 1)
     jwt = seeded["users"][0]["jwt"]
     row["sse"] = asyncio.run(sse_turn(url, jwt))
     row["websocket"] = asyncio.run(websocket_turn(url, jwt))

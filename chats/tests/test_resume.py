@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import httpx
@@ -150,7 +152,7 @@ def test_a_killed_servers_streaming_reply_is_repaired_with_its_text(own_servers,
     with first.client() as http:
         assert http.get("/health").status_code == 200  # a serving process sweeps
     time.sleep(0.2)
-    second.kill()
+    os.kill(second.process.pid, signal.SIGKILL)
     second.process.wait(timeout=5)
     # The survivor repairs it by itself once its alive mark lapses (1 s here).
     deadline = time.monotonic() + 3

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from openai import OpenAI, RateLimitError
 
 from accounts import services as account_services
 from accounts.models import Role
-from conftest import ROOT, free_port, server_command, wait_for_port
+from conftest import ROOT, free_port, wait_for_port
 from nexus import services
 from nexus.tests.console.conftest import bearer, catalog, make_user
 
@@ -34,21 +33,18 @@ pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 __all__ = ["catalog"]
 
 
-def test_every_way_of_serving_runs_one_server_command_with_no_access_log_of_its_own():
+def test_every_way_of_serving_turns_daphnes_access_log_off():
     serve = (ROOT / "scripts" / "serve").read_text()
     image = (ROOT / "Dockerfile").read_text()
     compose = (ROOT / "docker-compose.yml").read_text()
-    run = (ROOT / "scripts" / "run-server").read_text()
-    assert 'exec scripts/run-server "$host" "$port"' in serve
-    assert "exec scripts/run-server 0.0.0.0 8000" in image
-    assert "--access-log /dev/null" in run.split("daphne)", 1)[1].split(";;", 1)[0]
-    assert "--log-access" not in run  # granian's access log is off unless asked for
+    assert 'exec daphne -b "$host" -p "$port" --access-log /dev/null nexus.asgi:application' in serve
+    assert "exec daphne -b 0.0.0.0 -p 8000 --access-log /dev/null nexus.asgi:application" in image
     app_service = compose.split("\n  app:\n", 1)[1].split("\n  proxy:\n", 1)[0]
     assert "\n    command:" not in app_service  # the image's own command, as above
 
 
 class LoggingServer:
-    """A server as scripts/serve runs it, on the test database, logging JSON at INFO to a file."""
+    """daphne as scripts/serve runs it, on the test database, logging JSON at INFO to a file."""
 
     def __init__(self, **env: str) -> None:
         from django.db import connection
@@ -67,12 +63,14 @@ class LoggingServer:
             **env,
         }
         self.process = subprocess.Popen(
-            server_command(self.port),  # as scripts/serve runs it
+            [
+                *(sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)),
+                *("--access-log", "/dev/null", "nexus.asgi:application"),  # as scripts/serve
+            ],
             cwd=ROOT,
-            env={**environment, "PYTHON": sys.executable},
+            env=environment,
             stdout=self.log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
         )
         wait_for_port(self.port, self.process, self.log)
 
@@ -85,11 +83,11 @@ class LoggingServer:
         return Path(self.log.name).read_text().splitlines()
 
     def stop(self) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.terminate()
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.kill()
         self.log.close()
 
 

@@ -6,6 +6,8 @@ released.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from decimal import Decimal
 
@@ -64,7 +66,7 @@ def stream_some(server, payer, *, deltas: int) -> tuple[int, str]:
 
 def kill(server) -> float:
     time.sleep(0.1)  # what the client saw is in the Redis buffer (flushed every 20 ms)
-    server.kill()
+    os.kill(server.process.pid, signal.SIGKILL)
     server.process.wait(timeout=5)
     return time.monotonic()
 

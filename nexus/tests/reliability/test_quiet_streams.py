@@ -148,7 +148,7 @@ def test_a_resume_ends_interrupted_within_the_alive_period_once_the_writer_is_ki
     resuming.start()
     time.sleep(ALIVE_SECONDS * 2)  # quiet, and alive: the resume must still be waiting
     assert "at" not in ended, ended
-    writer.kill()
+    writer.process.kill()
     writer.process.wait(timeout=5)
     killed = time.monotonic()
     resuming.join(timeout=20)
