@@ -217,13 +217,13 @@ def module_server(module_servers: ServerProcesses) -> LiveServer:
     return module_servers.start()
 
 
-# --- The fake LLM upstream (llm/fake_upstream) ---------------------------------------------
+# --- The fake LLM upstream (fake_upstream/) ---------------------------------------------
 
 
 class FakeUpstream:
     """The fake provider server of the test session: knobs, what it received, catalog rows for it.
 
-    fake_upstream.configure(reply="Hi there", token_delay=0.002)     knobs: llm.fake_upstream.Knobs
+    fake_upstream.configure(reply="Hi there", token_delay=0.002)     knobs: fake_upstream.Knobs
     model = fake_upstream.make_model(kind="anthropic", name="claude-test")
     fake_upstream.requests()[-1]["body"]                             what the SDK sent
     """
@@ -301,7 +301,7 @@ def _fake_upstream_server() -> Iterator[str]:
     port = free_port()
     log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the process)
     process = subprocess.Popen(
-        [sys.executable, "-m", "llm.fake_upstream", "--port", str(port)],
+        [sys.executable, "-m", "fake_upstream", "--port", str(port)],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
